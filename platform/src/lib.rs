@@ -1,0 +1,289 @@
+//! Platform-specific pieces of credstore.
+//!
+//! Every `cfg(target_os)` / `cfg(unix)` of the project lives in this crate so
+//! that the main crate stays portable and free of `unsafe`. Everything here is
+//! built on `rustix`'s safe wrappers, so this crate needs no `unsafe` either;
+//! should a future function need it, each block carries a `// SAFETY:` comment.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::path::Path;
+
+/// Turns off core dumps for this process before it reads any secret:
+/// `RLIMIT_CORE` is set to 0 (soft and hard), and on Linux the process is
+/// marked non-dumpable (`PR_SET_DUMPABLE 0`), which also keeps other
+/// processes of the same user from attaching with ptrace or reading
+/// `/proc/<pid>/mem`.
+pub fn disable_core_dumps() -> io::Result<()> {
+    imp::disable_core_dumps()
+}
+
+/// Creates `path` and any missing parents with mode 0700 (Unix).
+pub fn create_private_dir_all(path: &Path) -> io::Result<()> {
+    imp::create_private_dir_all(path)
+}
+
+/// Opens an existing file read-only without following a symlink at the last
+/// component (`O_NOFOLLOW`): a symlink gives an error (`ELOOP` on Linux).
+pub fn open_read_no_follow(path: &Path) -> io::Result<File> {
+    imp::open_read_no_follow(path)
+}
+
+/// Creates a new file, failing if anything (file or symlink) already has the
+/// name (`O_CREAT|O_EXCL|O_NOFOLLOW`), with mode 0600, opened for writing.
+pub fn create_new_private(path: &Path) -> io::Result<File> {
+    imp::create_new_private(path)
+}
+
+/// Opens (creating when missing, mode 0600) a lock file for reading and
+/// writing, refusing a symlink.
+pub fn open_lock_file(path: &Path) -> io::Result<File> {
+    imp::open_lock_file(path)
+}
+
+/// Flushes a directory's entries to disk so that a rename in it survives a
+/// crash. A no-op where directories cannot be opened (Windows).
+pub fn sync_dir(path: &Path) -> io::Result<()> {
+    imp::sync_dir(path)
+}
+
+/// What the credential files' security checks need to know about a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ownership {
+    /// Permission bits (`st_mode & 0o7777`); 0o600 on platforms without modes.
+    pub mode: u32,
+    /// The owner's numeric id, where the platform has one.
+    pub owner: Option<u32>,
+    /// Whether the file belongs to the effective user of this process.
+    pub owned_by_current_user: bool,
+}
+
+impl Ownership {
+    /// Whether any group or other permission bit is set.
+    pub fn grants_group_or_other(&self) -> bool {
+        self.mode & 0o077 != 0
+    }
+
+    /// Whether group or others may write.
+    pub fn writable_by_group_or_other(&self) -> bool {
+        self.mode & 0o022 != 0
+    }
+}
+
+/// Reads mode and owner from metadata.
+pub fn ownership(meta: &Metadata) -> Ownership {
+    imp::ownership(meta)
+}
+
+/// Restores the terminal's echo setting when dropped.
+#[must_use = "echo comes back when the guard is dropped"]
+pub struct EchoGuard {
+    inner: Option<imp::SavedTermios>,
+}
+
+impl Drop for EchoGuard {
+    fn drop(&mut self) {
+        if let Some(saved) = self.inner.take() {
+            imp::restore_termios(saved);
+        }
+    }
+}
+
+/// Whether standard input is a terminal.
+pub fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    io::stdin().is_terminal()
+}
+
+/// Turns off echo on standard input when it is a terminal, so a pasted
+/// secret is not shown. The returned guard restores it.
+pub fn disable_stdin_echo() -> io::Result<EchoGuard> {
+    Ok(EchoGuard {
+        inner: imp::disable_stdin_echo()?,
+    })
+}
+
+#[cfg(unix)]
+mod imp {
+    use super::Ownership;
+    use rustix::fs::{Mode, OFlags};
+    use std::fs::{DirBuilder, File, Metadata, OpenOptions};
+    use std::io;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    use std::path::Path;
+
+    pub fn disable_core_dumps() -> io::Result<()> {
+        use rustix::process::{setrlimit, Resource, Rlimit};
+        setrlimit(
+            Resource::Core,
+            Rlimit {
+                current: Some(0),
+                maximum: Some(0),
+            },
+        )?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
+        Ok(())
+    }
+
+    pub fn create_private_dir_all(path: &Path) -> io::Result<()> {
+        DirBuilder::new().recursive(true).mode(0o700).create(path)
+    }
+
+    fn no_follow() -> i32 {
+        (OFlags::NOFOLLOW | OFlags::CLOEXEC).bits() as i32
+    }
+
+    pub fn open_read_no_follow(path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(no_follow())
+            .open(path)
+    }
+
+    pub fn create_new_private(path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(Mode::RUSR.bits() | Mode::WUSR.bits())
+            .custom_flags(no_follow())
+            .open(path)
+    }
+
+    pub fn open_lock_file(path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(no_follow())
+            .open(path)
+    }
+
+    pub fn sync_dir(path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+
+    pub fn ownership(meta: &Metadata) -> Ownership {
+        let uid = meta.uid();
+        Ownership {
+            mode: meta.mode() & 0o7777,
+            owner: Some(uid),
+            owned_by_current_user: uid == rustix::process::geteuid().as_raw(),
+        }
+    }
+
+    pub struct SavedTermios(rustix::termios::Termios);
+
+    pub fn disable_stdin_echo() -> io::Result<Option<SavedTermios>> {
+        use rustix::termios::{isatty, tcgetattr, tcsetattr, LocalModes, OptionalActions};
+        let stdin = rustix::stdio::stdin();
+        if !isatty(stdin) {
+            return Ok(None);
+        }
+        let saved = tcgetattr(stdin)?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        quiet.local_modes.insert(LocalModes::ECHONL);
+        tcsetattr(stdin, OptionalActions::Flush, &quiet)?;
+        Ok(Some(SavedTermios(saved)))
+    }
+
+    pub fn restore_termios(saved: SavedTermios) {
+        use rustix::termios::{tcsetattr, OptionalActions};
+        // Nothing useful can be done if restoring fails (the terminal is gone).
+        let _ = tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &saved.0);
+    }
+}
+
+#[cfg(not(unix))]
+mod imp {
+    //! Untested here (only Linux targets can be built in CI): plain std
+    //! calls; Windows ACLs on the user's profile directory protect the file.
+    use super::Ownership;
+    use std::fs::{File, Metadata, OpenOptions};
+    use std::io;
+    use std::path::Path;
+
+    pub fn disable_core_dumps() -> io::Result<()> {
+        Ok(())
+    }
+    pub fn create_private_dir_all(path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+    fn refuse_symlink(path: &Path) -> io::Result<()> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "refusing to follow a symbolic link",
+            )),
+            _ => Ok(()),
+        }
+    }
+    pub fn open_read_no_follow(path: &Path) -> io::Result<File> {
+        refuse_symlink(path)?;
+        File::open(path)
+    }
+    pub fn create_new_private(path: &Path) -> io::Result<File> {
+        OpenOptions::new().write(true).create_new(true).open(path)
+    }
+    pub fn open_lock_file(path: &Path) -> io::Result<File> {
+        refuse_symlink(path)?;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    }
+    pub fn sync_dir(_path: &Path) -> io::Result<()> {
+        Ok(())
+    }
+    pub fn ownership(_meta: &Metadata) -> Ownership {
+        Ownership {
+            mode: 0o600,
+            owner: None,
+            owned_by_current_user: true,
+        }
+    }
+    pub struct SavedTermios;
+    pub fn disable_stdin_echo() -> io::Result<Option<SavedTermios>> {
+        Ok(None)
+    }
+    pub fn restore_termios(_saved: SavedTermios) {}
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn create_new_private_is_0600_and_exclusive() {
+        let dir = std::env::temp_dir().join(format!("cs-plat-{}", std::process::id()));
+        create_private_dir_all(&dir).unwrap();
+        let meta = std::fs::metadata(&dir).unwrap();
+        assert_eq!(ownership(&meta).mode, 0o700);
+        let p = dir.join("f");
+        let _ = std::fs::remove_file(&p);
+        let mut f = create_new_private(&p).unwrap();
+        f.write_all(b"x").unwrap();
+        assert_eq!(ownership(&f.metadata().unwrap()).mode, 0o600);
+        assert!(
+            create_new_private(&p).is_err(),
+            "O_EXCL must refuse an existing name"
+        );
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        assert!(
+            open_read_no_follow(&link).is_err(),
+            "a symlink must not be followed"
+        );
+        assert!(open_lock_file(&link).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

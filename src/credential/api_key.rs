@@ -1,0 +1,98 @@
+use super::MAX_API_KEY_BYTES;
+use crate::error::{Error, Result};
+use crate::secret::secret_string;
+use secrecy::{ExposeSecret, SecretString};
+
+/// An opaque API key (SPEC §1.2): trimmed, non-empty, no whitespace or
+/// control characters inside, at most 4 KiB. `Debug` shows a redaction;
+/// there is no `Display`.
+pub struct ApiKey(SecretString);
+
+impl ApiKey {
+    /// Parses and validates `input` (surrounding whitespace is trimmed).
+    pub fn parse(input: &[u8], origin: &str) -> Result<ApiKey> {
+        let invalid = |reason: String| Error::InvalidCredential {
+            kind: "API key",
+            origin: origin.to_string(),
+            reason,
+        };
+        let trimmed = input.trim_ascii();
+        if trimmed.is_empty() {
+            return Err(invalid("it is empty".into()));
+        }
+        if trimmed.len() > MAX_API_KEY_BYTES {
+            return Err(invalid(format!(
+                "it is {} bytes long; the limit is {MAX_API_KEY_BYTES}",
+                trimmed.len()
+            )));
+        }
+        let text = std::str::from_utf8(trimmed)
+            .map_err(|e| invalid(format!("it is not UTF-8 (at byte {})", e.valid_up_to())))?;
+        if let Some((pos, c)) = text
+            .char_indices()
+            .find(|(_, c)| c.is_whitespace() || c.is_control())
+        {
+            let what = if c.is_whitespace() {
+                "whitespace"
+            } else {
+                "a control character"
+            };
+            return Err(invalid(format!(
+                "it contains {what} at byte {pos}; an API key is one word"
+            )));
+        }
+        Ok(ApiKey(secret_string(text)))
+    }
+
+    /// The key itself.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey([REDACTED])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_and_trims() {
+        let k = ApiKey::parse(b"  sk-abc_123\n", "stdin").unwrap();
+        assert_eq!(k.expose(), "sk-abc_123");
+        assert_eq!(format!("{k:?}"), "ApiKey([REDACTED])");
+    }
+
+    #[test]
+    fn refuses_bad_keys_with_exit_3() {
+        for bad in [
+            &b""[..],
+            b"   \n",
+            b"sk abc",
+            b"sk\tabc",
+            b"sk\x01abc",
+            b"sk\xffabc",
+            "sk\u{a0}abc".as_bytes(),
+        ] {
+            let e = ApiKey::parse(bad, "stdin").unwrap_err();
+            assert_eq!(e.exit_code(), 3, "{bad:?}");
+        }
+        let big = vec![b'k'; MAX_API_KEY_BYTES + 1];
+        let e = ApiKey::parse(&big, "stdin").unwrap_err();
+        assert!(e.to_string().contains("limit"), "{e}");
+        let max = vec![b'k'; MAX_API_KEY_BYTES];
+        assert!(ApiKey::parse(&max, "stdin").is_ok());
+    }
+
+    #[test]
+    fn error_does_not_echo_the_key() {
+        let e = ApiKey::parse(b"sk-SECRETVALUE with-space", "CREDSTORE_API_KEY").unwrap_err();
+        let msg = e.to_string();
+        assert!(!msg.contains("SECRETVALUE"), "{msg}");
+        assert!(msg.contains("CREDSTORE_API_KEY"), "{msg}");
+    }
+}

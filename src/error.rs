@@ -1,0 +1,152 @@
+//! The one error type of credstore. Each variant knows its exit code
+//! (SPEC §6.1) and its message says what happened, where, and what to do —
+//! never a secret: no message is built from token or key bytes.
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in credstore.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad flags, a bad profile name, `X` and `X_FILE` both set, an `X_FILE`
+    /// that cannot be read. Exit code 2.
+    #[error("{0}")]
+    Usage(String),
+
+    /// No credential: nothing stored and no environment variable set, or the
+    /// active credential is of the wrong kind for the command. Exit code 1.
+    #[error("{0}")]
+    NoCredential(String),
+
+    /// The credential is malformed, misses a claim, has a claim of the wrong
+    /// type, carries a key that does not parse, or failed verification.
+    /// `origin` names where it came from (an env variable, stdin, a path).
+    /// Exit code 3.
+    #[error("invalid {kind} from {origin}: {reason}")]
+    InvalidCredential {
+        /// "agent identity" or "API key".
+        kind: &'static str,
+        /// Where the credential came from.
+        origin: String,
+        /// What is wrong, naming the claim where one is at fault.
+        reason: String,
+    },
+
+    /// The agent identity's `exp` is more than 60 s in the past. Exit code 3.
+    #[error("the agent identity from {origin} expired at {expired_at}; get a new one and run `credstore login --with-agent-identity`")]
+    Expired {
+        /// Where the credential came from.
+        origin: String,
+        /// RFC 3339 time of expiry.
+        expired_at: String,
+    },
+
+    /// A stored document breaks the stored-form rules (SPEC §2), or a file
+    /// holds JSON that does not parse. The content is never echoed. Exit 4.
+    #[error("corrupt credential store at {location}: {reason}; the store was left as it is — fix or remove it, then log in again")]
+    CorruptStore {
+        /// File path, keychain entry or Vault path.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A credential file or its directory grants access to others, or is
+    /// owned by another user. Exit code 4.
+    #[error("{path} {problem} (mode {mode:04o}); refusing to use it. Fix: {fix}")]
+    InsecurePermissions {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// What is wrong.
+        problem: String,
+        /// The command that fixes it.
+        fix: String,
+    },
+
+    /// A symbolic link where a credential file must be. Exit code 4.
+    #[error("{path} is a symbolic link; credstore refuses to follow links at credential paths. Fix: remove the link (`rm {path}`) and log in again")]
+    Symlink {
+        /// The path of the link.
+        path: PathBuf,
+    },
+
+    /// An I/O error on a path. Exit code 4.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What credstore was doing ("reading", "writing", …).
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A backend that is not there or does not answer usefully. Exit code 4.
+    #[error("{backend} backend unavailable: {reason}. {hint}")]
+    BackendUnavailable {
+        /// Backend name.
+        backend: &'static str,
+        /// What is missing or failed.
+        reason: String,
+        /// What to do instead.
+        hint: String,
+    },
+
+    /// A backend call that did not finish within its deadline. Exit code 4.
+    #[error("{backend} backend did not answer within {seconds} s ({what}); {hint}")]
+    Timeout {
+        /// Backend name.
+        backend: &'static str,
+        /// The configured deadline.
+        seconds: u64,
+        /// The operation that timed out.
+        what: String,
+        /// The likely cause and what to do.
+        hint: String,
+    },
+
+    /// Any other backend failure (refused access, locked store, …). Exit 4.
+    #[error("{backend} backend: {message}")]
+    Backend {
+        /// Backend name.
+        backend: &'static str,
+        /// What happened and what to do.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error (SPEC §6.1).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NoCredential(_) => 1,
+            Error::Usage(_) => 2,
+            Error::InvalidCredential { .. } | Error::Expired { .. } => 3,
+            Error::CorruptStore { .. }
+            | Error::InsecurePermissions { .. }
+            | Error::Symlink { .. }
+            | Error::Io { .. }
+            | Error::BackendUnavailable { .. }
+            | Error::Timeout { .. }
+            | Error::Backend { .. } => 4,
+        }
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

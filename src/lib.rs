@@ -1,0 +1,19 @@
+//! # credstore
+//!
+//! Keeps an agent's credential — an **agent identity** (a JWT whose claims
+//! carry an Ed25519 private key and account facts) or an **API key** — in a
+//! secure backend, and resolves the one a process should use: environment
+//! first, then stored.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod credential;
+pub mod error;
+pub mod profile;
+pub mod resolve;
+pub mod secret;
+pub mod store;
+pub mod stored;
+
+pub use credential::{AgentIdentity, ApiKey, AuthMode, Claims, Credential};
+pub use error::{Error, Result};
