@@ -3,10 +3,12 @@
 
 mod auto;
 mod file;
+pub mod keychain;
 mod memory;
 
 pub use auto::AutoStore;
 pub use file::FileStore;
+pub use keychain::{KeychainOptions, KeychainStore};
 pub use memory::MemoryStore;
 
 use crate::error::{Error, Result};
