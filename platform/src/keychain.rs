@@ -33,6 +33,29 @@ pub enum Failure {
     Other,
 }
 
+/// Whether the keychain's default collection can take a new entry without
+/// a prompt. Only the Secret Service has collections that can be locked
+/// apart from the login session; elsewhere the answer is `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// The default collection exists and is unlocked.
+    Ready,
+    /// The default collection is locked.
+    Locked,
+    /// There is no default collection (on gnome-keyring: the login keyring
+    /// was never created, e.g. because it was unlocked with an empty
+    /// password).
+    NoDefaultCollection,
+    /// The platform does not tell.
+    Unknown,
+}
+
+/// Checks the default collection on a new connection, without prompting.
+/// May block (a frozen daemon): callers bound it with a deadline.
+pub fn readiness() -> keyring_core::Result<Readiness> {
+    imp::readiness()
+}
+
 /// The name of this platform's keychain, for messages.
 pub fn store_name() -> &'static str {
     imp::STORE_NAME
@@ -83,37 +106,59 @@ mod imp {
         Ok(store)
     }
 
+    pub fn readiness() -> keyring_core::Result<super::Readiness> {
+        use super::Readiness;
+        use secret_service::blocking::SecretService;
+        use secret_service::{EncryptionType, Error as SsError};
+        let wrap = |e: SsError| keyring_core::Error::PlatformFailure(Box::new(e));
+        // No secret moves on this connection, so no encryption is needed.
+        let ss = SecretService::connect(EncryptionType::Plain).map_err(wrap)?;
+        let state = match ss.get_default_collection() {
+            Ok(c) => {
+                if c.is_locked().map_err(wrap)? {
+                    Readiness::Locked
+                } else {
+                    Readiness::Ready
+                }
+            }
+            Err(SsError::NoResult) => Readiness::NoDefaultCollection,
+            Err(e) => return Err(wrap(e)),
+        };
+        Ok(state)
+    }
+
     const NO_SERVICE: &str = "the D-Bus session bus has no Secret Service \
         (org.freedesktop.secrets) and cannot start one; install or start gnome-keyring, \
         KWallet or KeePassXC";
 
     fn no_bus(detail: &str) -> Failure {
         Failure::NotThere(format!(
-            "no D-Bus session bus could be reached ({detail}; DBUS_SESSION_BUS_ADDRESS or \
-             $XDG_RUNTIME_DIR/bus names it)"
+            "no D-Bus session bus could be reached ({detail}); DBUS_SESSION_BUS_ADDRESS, or \
+             else $XDG_RUNTIME_DIR/bus, must name a running one"
         ))
     }
 
     fn classify_zbus(err: &zbus::Error) -> Failure {
-        use std::io::ErrorKind;
         match err {
             zbus::Error::Address(_) => no_bus("no usable bus address"),
-            zbus::Error::InputOutput(io)
-                if matches!(
-                    io.kind(),
-                    ErrorKind::NotFound
-                        | ErrorKind::ConnectionRefused
-                        | ErrorKind::PermissionDenied
-                ) =>
-            {
-                no_bus(&io.to_string())
+            zbus::Error::Connection(io, address) if is_missing(io.kind()) => {
+                no_bus(&format!("connecting to {address}: {io}"))
             }
+            zbus::Error::InputOutput(io) if is_missing(io.kind()) => no_bus(&io.to_string()),
             zbus::Error::MethodError(name, _, _) if is_service_unknown(name.as_str()) => {
                 Failure::NotThere(NO_SERVICE.into())
             }
             zbus::Error::FDO(fdo) => classify_fdo(fdo),
             _ => Failure::Other,
         }
+    }
+
+    fn is_missing(kind: std::io::ErrorKind) -> bool {
+        use std::io::ErrorKind;
+        matches!(
+            kind,
+            ErrorKind::NotFound | ErrorKind::ConnectionRefused | ErrorKind::PermissionDenied
+        )
     }
 
     fn classify_fdo(err: &zbus::fdo::Error) -> Failure {
@@ -171,6 +216,10 @@ mod imp {
     pub fn classify_platform(_err: &(dyn std::error::Error + Send + Sync + 'static)) -> Failure {
         Failure::Other
     }
+
+    pub fn readiness() -> keyring_core::Result<super::Readiness> {
+        Ok(super::Readiness::Unknown)
+    }
 }
 
 #[cfg(target_os = "windows")]
@@ -192,6 +241,10 @@ mod imp {
 
     pub fn classify_platform(_err: &(dyn std::error::Error + Send + Sync + 'static)) -> Failure {
         Failure::Other
+    }
+
+    pub fn readiness() -> keyring_core::Result<super::Readiness> {
+        Ok(super::Readiness::Unknown)
     }
 }
 
@@ -217,6 +270,10 @@ mod imp {
 
     pub fn classify_platform(_err: &(dyn std::error::Error + Send + Sync + 'static)) -> Failure {
         Failure::Other
+    }
+
+    pub fn readiness() -> keyring_core::Result<super::Readiness> {
+        Ok(super::Readiness::Unknown)
     }
 }
 

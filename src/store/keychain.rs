@@ -41,8 +41,8 @@ use crate::error::{Error, Result};
 use crate::profile::Profile;
 use crate::resolve::{non_blank, EnvNames, Environment};
 use crate::stored::StoredCredential;
-use credstore_platform::keychain::keyring_core::{self, api::CredentialStore, Entry};
-use credstore_platform::keychain::{self as platform, Failure};
+use credstore_platform::keychain::keyring_core::{api::CredentialStore, Entry};
+use credstore_platform::keychain::{self as platform, Failure, Readiness};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -61,6 +61,16 @@ pub const MIN_ENTRY_LEN: usize = 192;
 const BACKEND: &str = "keychain";
 const SPLIT_MAGIC: &str = "credstore-split/1";
 const MAX_PARTS: usize = 512;
+
+/// The `keyring-core` crate the platform stores implement, for embedding
+/// programs that bring their own store (see [`KeychainStore::with_connector`]).
+pub use credstore_platform::keychain::keyring_core;
+
+/// Opens a new connection to this platform's keychain: the default
+/// [`Connector`].
+pub fn open_native_store() -> keyring_core::Result<Arc<CredentialStore>> {
+    platform::open_store()
+}
 
 /// Opens a connection to a keychain. Called again after a failure, so it
 /// must make a new connection each time.
@@ -157,6 +167,9 @@ impl KeychainOptions {
 /// connection and rebuilds it after a failure.
 pub struct KeychainStore {
     inner: Arc<Inner>,
+    /// Whether `connector` is the platform's own store, whose default
+    /// collection [`KeychainStore::probe`] can check.
+    native: bool,
 }
 
 struct Inner {
@@ -197,7 +210,10 @@ type OpResult<T> = std::result::Result<T, OpError>;
 impl KeychainStore {
     /// This platform's keychain with `options`.
     pub fn new(options: KeychainOptions) -> KeychainStore {
-        KeychainStore::with_connector(options, Arc::new(platform::open_store))
+        KeychainStore {
+            native: true,
+            ..KeychainStore::with_connector(options, Arc::new(open_native_store))
+        }
     }
 
     /// A keychain reached through `connector` (another `keyring-core`
@@ -210,7 +226,17 @@ impl KeychainStore {
                 connector,
                 connection: Mutex::new(None),
             }),
+            native: false,
         }
+    }
+
+    /// Whether [`KeychainStore::probe`] also asks the platform's own keychain
+    /// whether its default collection is there and unlocked. On for
+    /// [`KeychainStore::new`]; turn it on for a connector that wraps the
+    /// platform store.
+    pub fn with_platform_checks(mut self, on: bool) -> KeychainStore {
+        self.native = on;
+        self
     }
 
     /// The settings in use.
@@ -223,12 +249,39 @@ impl KeychainStore {
         platform::store_name()
     }
 
-    /// Checks that the keychain answers: connects (or reuses the
-    /// connection) and looks up an entry that is never written. `Ok` means
-    /// it is there and usable; the error says why not.
+    /// Checks that the keychain answers and could take a credential:
+    /// connects (or reuses the connection), looks up an entry that is never
+    /// written and, for the platform's own store, checks that its default
+    /// collection exists and is unlocked. Writes nothing and never prompts.
+    /// `Ok` means usable; the error says why not.
     pub fn probe(&self) -> Result<()> {
-        self.run("checking the keychain".into(), |ctx| {
-            ctx.read_entry("credstore-probe:never-written").map(|_| ())
+        let native = self.native;
+        self.run("checking the keychain".into(), move |ctx| {
+            ctx.read_entry("credstore-probe:never-written")?;
+            if !native {
+                return Ok(());
+            }
+            let name = platform::store_name();
+            match platform::readiness()? {
+                Readiness::Ready | Readiness::Unknown => Ok(()),
+                Readiness::Locked => Err(OpError::Done(Error::Backend {
+                    backend: BACKEND,
+                    message: format!(
+                        "the {name}'s default collection is locked; unlock it (log in to the \
+                         desktop session, or run `gnome-keyring-daemon --unlock` on Linux) \
+                         and retry"
+                    ),
+                })),
+                Readiness::NoDefaultCollection => Err(OpError::Done(Error::Backend {
+                    backend: BACKEND,
+                    message: format!(
+                        "the {name} has no default collection to store credentials in \
+                         (gnome-keyring creates its login keyring on the first unlock with a \
+                         non-empty password); create one (e.g. with Seahorse) or use \
+                         --backend file"
+                    ),
+                })),
+            }
         })
     }
 
