@@ -7,8 +7,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod credential;
 pub mod error;
+pub mod jwks;
 pub mod profile;
 pub mod resolve;
 pub mod secret;
@@ -17,3 +19,4 @@ pub mod stored;
 
 pub use credential::{AgentIdentity, ApiKey, AuthMode, Claims, Credential};
 pub use error::{Error, Result};
+pub use jwks::Verifier;
