@@ -17,3 +17,8 @@ pub mod stored;
 
 pub use credential::{AgentIdentity, ApiKey, AuthMode, Claims, Credential};
 pub use error::{Error, Result};
+
+/// The README's examples compile as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
