@@ -9,6 +9,7 @@
 
 pub mod credential;
 pub mod error;
+pub mod input;
 pub mod profile;
 pub mod resolve;
 pub mod secret;

@@ -684,25 +684,16 @@ fn version_and_help() {
     home.run().args(["frobnicate"]).expect(2);
 }
 
-#[test]
-fn core_dumps_are_off_before_a_secret_is_read() {
-    // Start `login` under prlimit with a non-zero core limit (raising a hard
-    // limit needs CAP_SYS_RESOURCE: CI runs as root), then read the limit
-    // from outside while `login` waits on stdin.
-    let probe = std::process::Command::new("prlimit")
-        .args(["--core=1048576:1048576", "true"])
-        .status();
-    assert!(
-        matches!(probe, Ok(s) if s.success()),
-        "this test needs `prlimit` (util-linux) and permission to raise RLIMIT_CORE"
-    );
-    let home = Home::new();
+/// Starts `login` through `wrapper` (prlimit, setpriv…) with the harness
+/// environment, and waits until the credstore process itself sits in
+/// read(2) on stdin. Returns the child (stdin still open) and its pid.
+fn login_blocked_on_stdin(home: &Home, wrapper: &[&str]) -> (std::process::Child, u32) {
     let inner = home
         .run()
-        .args(["login", "--with-agent-identity", "--backend", "file"])
+        .args(["login", "--with-api-key", "--backend", "file"])
         .into_command();
-    let mut cmd = std::process::Command::new("prlimit");
-    cmd.arg("--core=1048576:1048576")
+    let mut cmd = std::process::Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..])
         .arg(inner.get_program())
         .args(inner.get_args())
         .env_clear()
@@ -710,39 +701,81 @@ fn core_dumps_are_off_before_a_secret_is_read() {
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().expect("spawn");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("this test needs `{}`: {e}", wrapper[0]));
     let pid = child.id();
-    let core_limit = || -> Option<String> {
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-        if !exe.ends_with("credstore") {
-            return None; // still prlimit, before its exec
-        }
-        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
-        let line = limits
-            .lines()
-            .find(|l| l.starts_with("Max core file size"))?;
-        let f: Vec<&str> = line.split_whitespace().collect();
-        Some(format!("{} {}", f.get(4)?, f.get(5)?))
-    };
-    // Wait until the process sits in read(2) on stdin, then look.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut seen = None;
     while std::time::Instant::now() < deadline {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
         let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
-        if syscall.split_whitespace().next() == Some("0") {
-            seen = core_limit();
-            if seen.is_some() {
-                break;
-            }
+        // Syscall 0 is read(2) on x86_64 and the process is credstore (not
+        // the wrapper before its exec).
+        if exe.ends_with("credstore") && syscall.split_whitespace().next() == Some("0") {
+            return (child, pid);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("credstore login did not start reading stdin within 10 s");
+}
+
+#[test]
+fn core_dumps_are_off_before_a_secret_is_read() {
+    // Started with a raised core limit (raising a hard limit needs
+    // CAP_SYS_RESOURCE: CI runs as root); read from outside while `login`
+    // waits for the secret.
+    let home = Home::new();
+    let (mut child, pid) = login_blocked_on_stdin(&home, &["prlimit", "--core=1048576:1048576"]);
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     drop(child.stdin.take());
     let _ = child.wait();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let f: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(
-        seen.as_deref(),
-        Some("0 0"),
-        "RLIMIT_CORE (soft hard) while login reads stdin"
+        &f[4..6],
+        ["0", "0"],
+        "RLIMIT_CORE (soft, hard) while login reads stdin: {line}"
+    );
+}
+
+#[test]
+fn the_process_is_not_dumpable_while_reading_a_secret() {
+    // A non-dumpable process's /proc/<pid> files belong to root even when
+    // the process runs as another user; a dumpable one's belong to that
+    // user. Run as nobody (65534) to tell the two apart.
+    use std::os::unix::fs::MetadataExt;
+    let home = Home::new();
+    std::fs::set_permissions(
+        home.root(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (mut child, pid) = login_blocked_on_stdin(
+        &home,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let mem_owner = std::fs::metadata(format!("/proc/{pid}/mem")).unwrap().uid();
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.contains("65534"),
+        "setpriv did not switch user: {uid_line}"
+    );
+    assert_eq!(
+        mem_owner, 0,
+        "/proc/{pid}/mem owned by {mem_owner}: the process is dumpable"
     );
 }
 

@@ -3,9 +3,8 @@
 use super::context::Context;
 use super::report::{expiry_warnings, relative, Report, ReportedCredential};
 use super::{Command, LoginArgs};
-use credstore::credential::{rfc3339, unix_now, AuthMode, Credential};
+use credstore::credential::{rfc3339, unix_now, AuthMode};
 use credstore::resolve::{Resolved, Source};
-use credstore::secret::{read_bounded, read_bounded_line, ReadError};
 use credstore::store::{BackendKind, SourceKind, Store};
 use credstore::stored::StoredCredential;
 use credstore::{Error, Result};
@@ -20,42 +19,13 @@ pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
     }
 }
 
-/// Reads the secret from stdin: one line from a terminal (echo off),
-/// everything up to EOF from a pipe; at most 64 KiB either way.
-fn read_secret_from_stdin(mode: AuthMode) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    let mut stdin = std::io::stdin().lock();
-    let result = if credstore_platform::stdin_is_terminal() {
-        eprint!(
-            "Paste the {} and press Enter (input is hidden): ",
-            mode.describe()
-        );
-        let _ = std::io::stderr().flush();
-        let _echo = credstore_platform::disable_stdin_echo()
-            .map_err(|e| Error::io("turning off echo on", "the terminal", e))?;
-        read_bounded_line(&mut stdin)
-    } else {
-        read_bounded(&mut stdin)
-    };
-    match result {
-        Ok(bytes) => Ok(bytes),
-        Err(ReadError::TooLarge) => Err(Error::InvalidCredential {
-            kind: mode.describe(),
-            origin: "stdin".into(),
-            reason: "the input is larger than 64 KiB; reading stopped there".into(),
-        }),
-        Err(ReadError::Io(e)) => Err(Error::io("reading", "stdin", e)),
-    }
-}
-
 fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
     let mode = if args.with_api_key {
         AuthMode::ApiKey
     } else {
         AuthMode::AgentIdentity
     };
-    let input = read_secret_from_stdin(mode)?;
-    let credential = Credential::parse(mode, &input, "stdin")?;
-    drop(input);
+    let credential = credstore::input::credential_from_stdin(mode)?;
     let now = unix_now();
     credential.ensure_not_expired(now, "stdin")?;
 
