@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod credential;
 pub mod error;
+pub mod input;
 pub mod jwks;
 pub mod profile;
 pub mod resolve;
@@ -20,3 +21,8 @@ pub mod stored;
 pub use credential::{AgentIdentity, ApiKey, AuthMode, Claims, Credential};
 pub use error::{Error, Result};
 pub use jwks::Verifier;
+
+/// The README's examples compile as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
