@@ -2,15 +2,14 @@
 //! `ring` — an Ed25519 implementation independent of the `ed25519-dalek`
 //! that credstore signs with.
 
-#[path = "common/tokens.rs"]
-mod tokens;
+mod common;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use common::tokens::{self as tokens, TokenBuilder, NOW};
 use credstore::{AgentIdentity, AuthMode, Credential};
 use ring::signature::{UnparsedPublicKey, ED25519};
 use serde_json::json;
-use tokens::{TokenBuilder, NOW};
 
 /// Decodes an `AgentAssertion …` value into its exact JSON text.
 fn envelope(value: &str) -> String {

@@ -4,11 +4,11 @@
 //! cannot generate RSA keys); credstore verifies with `jsonwebtoken`'s
 //! RustCrypto provider.
 
-#[path = "common/tokens.rs"]
-mod tokens;
+mod common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use common::tokens::{SignFn, TokenBuilder};
 use credstore::jwks::Verifier;
 use credstore::profile::Profile;
 use credstore::resolve::{MapEnv, Resolver};
@@ -20,7 +20,6 @@ use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use tokens::{SignFn, TokenBuilder};
 
 /// An issuer key: its public JWK and a signer.
 struct IssuerKey {
