@@ -133,19 +133,27 @@ impl AgentIdentity {
         let message = format!("{runtime}:{task_id}:{ts}");
         let signature = self.signing_key().sign(message.as_bytes());
         let signature = Zeroizing::new(STANDARD.encode(signature.to_bytes()));
-        let json = Zeroizing::new(
-            serde_json::to_vec(&Envelope {
+        // Buffers are sized once up front (JSON escaping at most sextuples a
+        // character) so no grown-out copy of the assertion is left behind,
+        // and all of them are wiped on drop.
+        let mut json = Zeroizing::new(Vec::with_capacity(
+            64 + 6 * (runtime.len() + task_id.len()) + signature.len() + ts.len(),
+        ));
+        serde_json::to_writer(
+            &mut *json,
+            &Envelope {
                 agent_runtime_id: runtime,
                 signature: &signature,
                 task_id,
                 timestamp: &ts,
-            })
-            .map_err(|e| Error::Usage(format!("cannot encode the assertion: {e}")))?,
-        );
-        let value = Zeroizing::new(format!(
-            "{ASSERTION_SCHEME} {}",
-            URL_SAFE_NO_PAD.encode(&json[..])
-        ));
+            },
+        )
+        .map_err(|e| Error::Usage(format!("cannot encode the assertion: {e}")))?;
+        let prefix = format!("{ASSERTION_SCHEME} ");
+        let encoded_len = base64::encoded_len(json.len(), false).unwrap_or(0);
+        let mut value = Zeroizing::new(String::with_capacity(prefix.len() + encoded_len));
+        value.push_str(&prefix);
+        URL_SAFE_NO_PAD.encode_string(&json[..], &mut value);
         Ok(AgentAssertion {
             value: secret_string(&value),
             timestamp: ts,

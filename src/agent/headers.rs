@@ -37,7 +37,9 @@ impl std::fmt::Debug for RequestHeaders {
 impl RequestHeaders {
     /// `Authorization: Bearer <key>`, for an API key.
     fn bearer(key: &str) -> RequestHeaders {
-        let value = zeroize::Zeroizing::new(format!("Bearer {key}"));
+        let mut value = zeroize::Zeroizing::new(String::with_capacity(7 + key.len()));
+        value.push_str("Bearer ");
+        value.push_str(key);
         RequestHeaders {
             entries: vec![(AUTHORIZATION_HEADER, secret_string(&value))],
         }

@@ -129,7 +129,10 @@ pub fn assertion(ctx: &Context, args: &AssertionArgs) -> Result<u8> {
     let resolved = active(ctx)?;
     let identity = agent_identity(&resolved, "assertion")?;
     let assertion = identity.assertion(&args.task_id)?;
-    write_stdout(&Zeroizing::new(format!("{}\n", assertion.expose())))?;
+    let mut out = Zeroizing::new(String::with_capacity(assertion.expose().len() + 1));
+    out.push_str(assertion.expose());
+    out.push('\n');
+    write_stdout(&out)?;
     Ok(0)
 }
 
@@ -139,16 +142,23 @@ pub fn headers(ctx: &Context, args: &HeadersArgs) -> Result<u8> {
     let headers = resolved
         .credential
         .request_headers(args.task_id.as_deref())?;
-    let mut out = Zeroizing::new(String::new());
+    // Sized once for the worst case (every character escaped), so the
+    // buffer never grows and leaves a stale copy of a secret behind.
+    let size: usize = headers
+        .iter()
+        .map(|(n, v)| 6 * (n.len() + v.len()) + 8)
+        .sum::<usize>()
+        + 4;
+    let mut out = Zeroizing::new(String::with_capacity(size));
     if args.json {
         out.push('{');
         for (i, (name, value)) in headers.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&json_string(name));
+            push_json_string(&mut out, name);
             out.push(':');
-            out.push_str(&json_string(value));
+            push_json_string(&mut out, value);
         }
         out.push_str("}\n");
     } else {
@@ -163,10 +173,9 @@ pub fn headers(ctx: &Context, args: &HeadersArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// A JSON string literal, in a buffer sized once (so no stale copy of a
-/// secret is left behind by growth) and wiped on drop.
-fn json_string(s: &str) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(s.len() * 6 + 2));
+/// Appends `s` as a JSON string literal (at most 6 bytes per byte of `s`,
+/// plus the quotes).
+fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -177,7 +186,6 @@ fn json_string(s: &str) -> Zeroizing<String> {
         }
     }
     out.push('"');
-    out
 }
 
 /// `credstore register-task [--base-url URL]`: prints the task id.
