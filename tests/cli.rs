@@ -684,6 +684,19 @@ fn version_and_help() {
     home.run().args(["frobnicate"]).expect(2);
 }
 
+#[test]
+fn completions_for_each_shell() {
+    let home = Home::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = home.run().args(["completions", shell]).expect(0);
+        assert!(
+            out.stdout.contains("credstore") && out.stdout.contains("login"),
+            "{shell}"
+        );
+    }
+    home.run().args(["completions", "tcsh"]).expect(2);
+}
+
 /// Starts `login` through `wrapper` (prlimit, setpriv…) with the harness
 /// environment, and waits until the credstore process itself sits in
 /// read(2) on stdin. Returns the child (stdin still open) and its pid.

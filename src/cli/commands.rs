@@ -16,6 +16,12 @@ pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
         Command::Logout => logout(ctx),
         Command::Status { json } => status(ctx, *json),
         Command::Token => token(ctx),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = super::Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "credstore", &mut std::io::stdout());
+            Ok(0)
+        }
     }
 }
 

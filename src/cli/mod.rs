@@ -50,6 +50,11 @@ pub enum Command {
     },
     /// Print the active credential's raw token on stdout, for scripts
     Token,
+    /// Print a shell completion script on stdout
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `login` options. The secret itself is read from stdin only, never argv.
