@@ -684,6 +684,19 @@ fn version_and_help() {
     home.run().args(["frobnicate"]).expect(2);
 }
 
+#[test]
+fn completions_for_each_shell() {
+    let home = Home::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = home.run().args(["completions", shell]).expect(0);
+        assert!(
+            out.stdout.contains("credstore") && out.stdout.contains("login"),
+            "{shell}"
+        );
+    }
+    home.run().args(["completions", "tcsh"]).expect(2);
+}
+
 /// Starts `login` through `wrapper` (prlimit, setpriv…) with the harness
 /// environment, and waits until the credstore process itself sits in
 /// read(2) on stdin. Returns the child (stdin still open) and its pid.
@@ -787,4 +800,75 @@ fn set_mode(path: &std::path::Path, mode: u32) {
 fn write_private(path: &std::path::Path, content: &str) {
     std::fs::write(path, content).unwrap();
     set_mode(path, 0o600);
+}
+
+#[test]
+fn terminal_input_is_not_echoed() {
+    // `script` gives credstore a real pseudo-terminal as stdin; whatever the
+    // terminal echoes comes back on script's stdout.
+    use std::io::Write;
+    let home = Home::new();
+    let inner = home
+        .run()
+        .args(["login", "--with-api-key", "--backend", "file"])
+        .into_command();
+    let command_line = format!("{} login --with-api-key --backend file", common::bin());
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command_line, "/dev/null"])
+        .env_clear()
+        .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("this test needs `script` (util-linux)");
+    // Type only once the prompt is on screen (echo is off by then).
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut screen = Vec::new();
+        let mut buf = [0u8; 256];
+        let mut told = false;
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            screen.extend_from_slice(&buf[..n]);
+            if !told && String::from_utf8_lossy(&screen).contains("input is hidden") {
+                told = true;
+                let _ = tx.send(());
+            }
+        }
+        String::from_utf8_lossy(&screen).into_owned()
+    });
+    let prompted = rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok();
+    if prompted {
+        stdin.write_all(b"sk-typed-at-a-terminal\r").unwrap();
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let screen = reader.join().unwrap();
+    assert!(prompted, "no prompt within 10 s: {screen}");
+    assert!(status.success(), "{screen}");
+    assert!(!screen.contains("sk-typed"), "the key was echoed: {screen}");
+    let doc = std::fs::read_to_string(home.auth_json()).unwrap();
+    assert!(
+        doc.contains("\"sk-typed-at-a-terminal\""),
+        "stored what was typed"
+    );
+}
+
+#[test]
+fn status_warns_about_a_listable_credential_directory() {
+    let home = Home::new();
+    login(&home, &TokenBuilder::new().build());
+    set_mode(&home.store_dir(), 0o755);
+    let out = home.run().args(["status", "--json"]).expect(0);
+    let w = out.json()["warnings"].to_string();
+    assert!(w.contains("0755") && w.contains("chmod 700"), "{w}");
+    set_mode(&home.store_dir(), 0o700);
+    let out = home.run().args(["status", "--json"]).expect(0);
+    assert!(!out.json()["warnings"].to_string().contains("chmod 700"));
 }

@@ -20,6 +20,12 @@ pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
         Command::Assertion(args) => agent::assertion(ctx, args),
         Command::Headers(args) => agent::headers(ctx, args),
         Command::RegisterTask(args) => agent::register(ctx, args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = super::Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "credstore", &mut std::io::stdout());
+            Ok(0)
+        }
     }
 }
 

@@ -60,6 +60,11 @@ pub enum Command {
     Headers(agent::HeadersArgs),
     /// Register a task for the active agent identity and print its id
     RegisterTask(agent::RegisterTaskArgs),
+    /// Print a shell completion script on stdout
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `login` options. The secret itself is read from stdin only, never argv.
