@@ -1,0 +1,261 @@
+//! The commands of the core: login, logout, status, token.
+
+use super::agent;
+use super::context::Context;
+use super::report::{expiry_warnings, relative, Report, ReportedCredential};
+use super::{Command, LoginArgs};
+use credstore::credential::{rfc3339, unix_now, AuthMode};
+use credstore::resolve::{Resolved, Source};
+use credstore::store::{BackendKind, SourceKind, Store};
+use credstore::stored::StoredCredential;
+use credstore::{Error, Result};
+use std::io::Write;
+
+pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
+    match command {
+        Command::Login(args) => login(ctx, args),
+        Command::Logout => logout(ctx),
+        Command::Status { json } => status(ctx, *json),
+        Command::Token => token(ctx),
+        Command::Assertion(args) => agent::assertion(ctx, args),
+        Command::Headers(args) => agent::headers(ctx, args),
+        Command::RegisterTask(args) => agent::register(ctx, args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = super::Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "credstore", &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}
+
+fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
+    let mode = if args.with_api_key {
+        AuthMode::ApiKey
+    } else {
+        AuthMode::AgentIdentity
+    };
+    let credential = credstore::input::credential_from_stdin(mode)?;
+    let now = unix_now();
+    credential.ensure_not_expired(now, "stdin")?;
+    agent::verify_login(ctx, &credential)?;
+
+    let store = ctx.store()?;
+    let location = store.describe(&ctx.profile);
+    let stored = StoredCredential::from_credential(&credential);
+    store.save(&ctx.profile, &stored)?;
+    let location = store.locate(&ctx.profile).unwrap_or(location);
+
+    let resolved = Resolved {
+        credential,
+        source: Source::Stored(location),
+    };
+    let mut warnings = Vec::new();
+    if ctx.backend == BackendKind::Memory {
+        warnings.push(
+            "the memory backend keeps nothing after this process exits: the credential was validated but not kept".to_string(),
+        );
+    }
+    let reported = ReportedCredential::new(&resolved, now);
+    if let Some(w) = reported
+        .identity
+        .as_ref()
+        .and_then(|i| expiry_warnings(i, now))
+    {
+        warnings.push(w);
+    }
+    let resolver = ctx.resolver();
+    for mode in [AuthMode::ApiKey, AuthMode::AgentIdentity] {
+        if let Some(var) = resolver.set_variable(mode) {
+            warnings.push(format!(
+                "{var} is set: it will keep shadowing the stored credential until you unset it"
+            ));
+        }
+    }
+    let report = Report {
+        profile: ctx.profile.to_string(),
+        resolved: Some(reported),
+        warnings,
+    };
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        eprint!("{}", login_summary(&report, ctx));
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(0)
+}
+
+fn login_summary(report: &Report, ctx: &Context) -> String {
+    let Some(r) = &report.resolved else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let stored_in = if ctx.backend == BackendKind::Memory {
+        "nothing kept (memory backend)".to_string()
+    } else {
+        format!("{} {}", r.source_kind.as_str(), r.source_detail)
+    };
+    match &r.identity {
+        Some(i) => {
+            out.push_str(&format!(
+                "Logged in with an agent identity (profile {}).\n",
+                report.profile
+            ));
+            out.push_str(&format!("  agent     {}\n", i.agent_runtime_id));
+            out.push_str(&format!("  account   {}\n", i.account_id));
+            out.push_str(&format!("  email     {}\n", i.email));
+            out.push_str(&format!("  plan      {}\n", i.plan_type));
+            out.push_str(&format!(
+                "  expires   {} ({})\n",
+                rfc3339(i.expires_at),
+                relative(i.expires_at - unix_now())
+            ));
+        }
+        None => out.push_str(&format!(
+            "Logged in with an API key (profile {}).\n",
+            report.profile
+        )),
+    }
+    out.push_str(&format!(
+        "  backend   {}\n  stored    {stored_in}\n",
+        ctx.backend.as_str()
+    ));
+    out
+}
+
+fn logout(ctx: &Context) -> Result<u8> {
+    let store = ctx.store()?;
+    let location = store.describe(&ctx.profile);
+    let removed = store.delete(&ctx.profile)?;
+    let resolver = ctx.resolver();
+    let code = if removed {
+        eprintln!(
+            "Removed the credential of profile {} from {location}.",
+            ctx.profile
+        );
+        0
+    } else {
+        eprintln!(
+            "Nothing to remove: no credential is stored for profile {} ({location}).",
+            ctx.profile
+        );
+        1
+    };
+    for mode in [AuthMode::ApiKey, AuthMode::AgentIdentity] {
+        if let Some(var) = resolver.set_variable(mode) {
+            eprintln!("note: {var} is still set in the environment; logout does not change it");
+        }
+    }
+    Ok(code)
+}
+
+fn status(ctx: &Context, json: bool) -> Result<u8> {
+    let store = ctx.store()?;
+    let resolver = ctx.resolver();
+    let now = unix_now();
+    let resolved = resolver.resolve(store.as_ref(), &ctx.profile)?;
+    let mut warnings = Vec::new();
+    let reported = resolved.as_ref().map(|r| ReportedCredential::new(r, now));
+    if let Some(r) = &resolved {
+        warnings.extend(source_warnings(ctx, store.as_ref(), r));
+    }
+    for s in resolver.shadowed() {
+        warnings.push(format!(
+            "{} is set but {} takes precedence over it",
+            s.variable, s.by
+        ));
+    }
+    if let Some(w) = reported
+        .as_ref()
+        .and_then(|r| r.identity.as_ref())
+        .and_then(|i| expiry_warnings(i, now))
+    {
+        warnings.push(w);
+    }
+    let expired = reported
+        .as_ref()
+        .and_then(|r| r.identity.as_ref())
+        .is_some_and(|i| i.expired);
+    let logged_in = reported.is_some();
+    let report = Report {
+        profile: ctx.profile.to_string(),
+        resolved: reported,
+        warnings,
+    };
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_human());
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(if logged_in && !expired { 0 } else { 1 })
+}
+
+/// Warnings about where the active credential lives.
+fn source_warnings(ctx: &Context, store: &dyn Store, resolved: &Resolved) -> Vec<String> {
+    let mut warnings = Vec::new();
+    match &resolved.source {
+        Source::Stored(location) if location.kind == SourceKind::File => {
+            warnings.push(format!(
+                "the credential is in a plaintext file ({}); anyone who can read it as you can use it — prefer --backend keychain on a desktop",
+                location.detail
+            ));
+            if let Some(w) = loose_home_warning(ctx) {
+                warnings.push(w);
+            }
+        }
+        Source::Env { variable, .. } => match store.load(&ctx.profile) {
+            Ok(Some(_)) => warnings.push(format!(
+                "{variable} shadows the credential stored in {}",
+                store.describe(&ctx.profile)
+            )),
+            Ok(None) => {}
+            Err(e) => warnings.push(format!("could not check the stored credential: {e}")),
+        },
+        Source::Stored(_) => {}
+    }
+    warnings
+}
+
+/// A credential directory readable by others is worth a warning (one that
+/// is writable by others is refused by the file backend).
+fn loose_home_warning(ctx: &Context) -> Option<String> {
+    let meta = std::fs::metadata(&ctx.home).ok()?;
+    let own = credstore_platform::ownership(&meta);
+    own.grants_group_or_other().then(|| {
+        format!(
+            "{} has mode {:04o}: others can list it; fix: chmod 700 {}",
+            ctx.home.display(),
+            own.mode,
+            ctx.home.display()
+        )
+    })
+}
+
+fn token(ctx: &Context) -> Result<u8> {
+    let store = ctx.store()?;
+    let Some(resolved) = ctx.resolver().resolve(store.as_ref(), &ctx.profile)? else {
+        return Err(not_logged_in(ctx));
+    };
+    resolved
+        .credential
+        .ensure_not_expired(unix_now(), &resolved.source.describe())?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(resolved.credential.expose_token().as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing", "stdout", e))?;
+    Ok(0)
+}
+
+pub fn not_logged_in(ctx: &Context) -> Error {
+    Error::NoCredential(format!(
+        "no credential for profile {}: nothing is stored and no CREDSTORE_API_KEY / CREDSTORE_AGENT_IDENTITY is set. Run `credstore login --with-agent-identity` (token on stdin).",
+        ctx.profile
+    ))
+}

@@ -1,0 +1,96 @@
+//! What every command needs: the environment, the profile, the backend.
+
+use super::Cli;
+use credstore::profile::Profile;
+use credstore::resolve::{non_blank, ProcessEnv, Resolver};
+use credstore::store::{AutoStore, BackendKind, FileStore, Location, MemoryStore, Store};
+use credstore::{Error, Result, Verifier};
+use std::path::PathBuf;
+
+pub struct Context {
+    pub env: ProcessEnv,
+    pub profile: Profile,
+    pub backend: BackendKind,
+    pub no_env: bool,
+    pub home: PathBuf,
+    /// The JWKS every agent identity is verified against, when configured.
+    pub verifier: Option<Verifier>,
+}
+
+impl Context {
+    pub fn from_cli(cli: &Cli) -> Result<Context> {
+        let env = ProcessEnv;
+        let profile = match &cli.profile {
+            Some(p) => Profile::new(p)?,
+            None => match non_blank(&env, "CREDSTORE_PROFILE") {
+                Some(p) => Profile::new(p.trim())?,
+                None => Profile::default_profile(),
+            },
+        };
+        let backend = match &cli.backend {
+            Some(b) => BackendKind::parse(b)?,
+            None => match non_blank(&env, "CREDSTORE_BACKEND") {
+                Some(b) => BackendKind::parse(&b)?,
+                None => BackendKind::Auto,
+            },
+        };
+        let home = match non_blank(&env, "CREDSTORE_HOME") {
+            Some(h) => PathBuf::from(h.trim()),
+            None => directories::ProjectDirs::from("", "", "credstore")
+                .map(|d| d.config_dir().to_path_buf())
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "cannot find a home directory for the credential file; set CREDSTORE_HOME"
+                            .into(),
+                    )
+                })?,
+        };
+        let verifier = cli.jwks.verifier(&env)?;
+        Ok(Context {
+            env,
+            profile,
+            backend,
+            no_env: cli.no_env,
+            home,
+            verifier,
+        })
+    }
+
+    pub fn resolver(&self) -> Resolver<'_> {
+        let mut r = Resolver::new(&self.env);
+        if let Some(v) = &self.verifier {
+            r = r.with_verifier(v);
+        }
+        if self.no_env {
+            r.without_env()
+        } else {
+            r
+        }
+    }
+
+    /// Opens the selected backend.
+    pub fn store(&self) -> Result<Box<dyn Store>> {
+        let file = FileStore::new(self.home.clone());
+        Ok(match self.backend {
+            BackendKind::File => Box::new(file),
+            BackendKind::Memory => Box::new(MemoryStore::new()),
+            BackendKind::Auto => Box::new(AutoStore::new(file, Box::new(warn_plaintext_fallback))),
+            BackendKind::Keychain | BackendKind::Vault => {
+                return Err(Error::BackendUnavailable {
+                    backend: self.backend.as_str(),
+                    reason: "this build of credstore does not include it yet".into(),
+                    hint: "Use --backend file (a 0600 file under CREDSTORE_HOME) instead.".into(),
+                })
+            }
+        })
+    }
+}
+
+fn warn_plaintext_fallback(location: &Location) {
+    eprintln!(
+        "warning: no OS keychain is available, so the credential goes to a plaintext file: {} \
+         (mode 0600, readable by you and root). To choose explicitly, pass --backend file or \
+         --backend keychain (or set CREDSTORE_BACKEND).",
+        location.detail
+    );
+}

@@ -1,0 +1,136 @@
+//! Command-line parsing and dispatch. Each command calls the library,
+//! prints data to stdout and messages to stderr, and returns an exit code;
+//! errors map to exit codes in one place ([`credstore::Error::exit_code`]).
+
+mod agent;
+mod commands;
+mod context;
+mod report;
+
+use clap::{Args, Parser, Subcommand};
+use context::Context;
+use credstore::stored::looks_like_jwt;
+use credstore::Error;
+use std::process::ExitCode;
+
+/// Keeps an agent's credential safe and hands the right one to the program
+/// that needs it: environment first, then the selected backend.
+#[derive(Debug, Parser)]
+#[command(name = "credstore", version, about, long_about = None)]
+pub struct Cli {
+    /// Where credentials are stored: auto, file, keychain, memory, vault
+    /// [env: CREDSTORE_BACKEND] [default: auto]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub backend: Option<String>,
+
+    /// The credential slot to use [env: CREDSTORE_PROFILE] [default: default]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Ignore CREDSTORE_API_KEY / CREDSTORE_AGENT_IDENTITY (and their _FILE
+    /// variants): use only the stored credential
+    #[arg(long, global = true)]
+    pub no_env: bool,
+
+    #[command(flatten)]
+    pub jwks: agent::JwksArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a credential from stdin, validate it and store it
+    Login(LoginArgs),
+    /// Remove the profile's stored credential (the environment is untouched)
+    Logout,
+    /// Show the active credential: source, kind, claims, expiry, warnings
+    Status {
+        /// Print one JSON document on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the active credential's raw token on stdout, for scripts
+    Token,
+    /// Print the `AgentAssertion …` header value for the active agent identity
+    Assertion(agent::AssertionArgs),
+    /// Print the request headers for the active credential (`Name: value`)
+    Headers(agent::HeadersArgs),
+    /// Register a task for the active agent identity and print its id
+    RegisterTask(agent::RegisterTaskArgs),
+    /// Print a shell completion script on stdout
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `login` options. The secret itself is read from stdin only, never argv.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["with_agent_identity", "with_api_key"])))]
+pub struct LoginArgs {
+    /// Read an agent identity (JWT) from stdin
+    #[arg(long)]
+    pub with_agent_identity: bool,
+    /// Read an API key from stdin
+    #[arg(long)]
+    pub with_api_key: bool,
+    /// Print the summary on stdout as JSON (same fields as `status --json`)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    // Before anything can read a secret: no core dump may hold one.
+    if let Err(e) = credstore_platform::disable_core_dumps() {
+        eprintln!("error: could not turn off core dumps ({e}); refusing to handle secrets");
+        return ExitCode::from(4);
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = refuse_secret_arguments(&args) {
+        return code;
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = Context::from_cli(&cli).and_then(|ctx| commands::run(&ctx, &cli.command));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// The one mapping from errors to exit codes.
+fn exit_code(e: &Error) -> u8 {
+    e.exit_code()
+}
+
+/// argv is visible to every user on the machine: an argument that looks
+/// like a token is refused without being echoed.
+fn refuse_secret_arguments(args: &[std::ffi::OsString]) -> Option<ExitCode> {
+    let suspicious = args.iter().skip(1).any(|a| {
+        let s = a.to_string_lossy();
+        let value = s.split_once('=').map_or(&*s, |(_, v)| v);
+        looks_like_jwt(value) && value.len() > 40
+    });
+    if suspicious {
+        eprintln!(
+            "error: an argument looks like a token. credstore never takes secrets as arguments \
+             (other users can see them in the process list); pipe it on stdin instead, e.g. \
+             `credstore login --with-agent-identity < token.jwt`"
+        );
+        return Some(ExitCode::from(2));
+    }
+    None
+}

@@ -1,0 +1,170 @@
+//! The status document (SPEC §6.2) and its human form. Only non-secret
+//! fields ever reach these.
+
+use credstore::credential::{rfc3339, unix_now, Credential};
+use credstore::resolve::Resolved;
+use credstore::store::SourceKind;
+use serde_json::{json, Value};
+
+/// Seven days, the "expiring soon" horizon.
+const SOON_SECS: i64 = 7 * 24 * 3600;
+
+pub struct Report {
+    pub profile: String,
+    pub resolved: Option<ReportedCredential>,
+    pub warnings: Vec<String>,
+}
+
+pub struct ReportedCredential {
+    pub source_kind: SourceKind,
+    pub source_detail: String,
+    pub auth_mode: &'static str,
+    pub identity: Option<Identity>,
+}
+
+pub struct Identity {
+    pub agent_runtime_id: String,
+    pub account_id: String,
+    pub chatgpt_user_id: String,
+    pub email: String,
+    pub plan_type: String,
+    pub fedramp: bool,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub expired: bool,
+}
+
+impl ReportedCredential {
+    pub fn new(resolved: &Resolved, now: i64) -> ReportedCredential {
+        let location = resolved.source.location();
+        ReportedCredential {
+            source_kind: location.kind,
+            source_detail: location.detail,
+            auth_mode: resolved.credential.auth_mode().as_str(),
+            identity: identity(&resolved.credential, now),
+        }
+    }
+}
+
+fn identity(credential: &Credential, now: i64) -> Option<Identity> {
+    let id = credential.agent_identity()?;
+    let c = id.claims();
+    Some(Identity {
+        agent_runtime_id: c.agent_runtime_id.clone(),
+        account_id: c.account_id.clone(),
+        chatgpt_user_id: c.chatgpt_user_id.clone(),
+        email: c.email.clone(),
+        plan_type: c.plan_type.clone(),
+        fedramp: c.fedramp,
+        issued_at: c.issued_at,
+        expires_at: c.expires_at,
+        expired: id.is_expired_at(now),
+    })
+}
+
+/// Warnings about the expiry of an identity.
+pub fn expiry_warnings(identity: &Identity, now: i64) -> Option<String> {
+    if identity.expired {
+        Some(format!(
+            "the agent identity expired at {}; get a new one and run `credstore login --with-agent-identity`",
+            rfc3339(identity.expires_at)
+        ))
+    } else if identity.expires_at - now <= SOON_SECS {
+        Some(format!(
+            "the agent identity expires {} (at {}); get a new one soon",
+            relative(identity.expires_at - now),
+            rfc3339(identity.expires_at)
+        ))
+    } else {
+        None
+    }
+}
+
+/// "in 3 days", "in 5 hours", "in 12 minutes".
+pub fn relative(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs >= 2 * 86400 {
+        format!("in {} days", secs / 86400)
+    } else if secs >= 2 * 3600 {
+        format!("in {} hours", secs / 3600)
+    } else {
+        format!("in {} minutes", secs / 60)
+    }
+}
+
+impl Report {
+    pub fn to_json(&self) -> Value {
+        match &self.resolved {
+            None => json!({
+                "logged_in": false,
+                "profile": self.profile,
+                "source": null,
+                "auth_mode": null,
+                "identity": null,
+                "warnings": self.warnings,
+            }),
+            Some(r) => json!({
+                "logged_in": true,
+                "profile": self.profile,
+                "source": {"kind": r.source_kind.as_str(), "detail": r.source_detail},
+                "auth_mode": r.auth_mode,
+                "identity": r.identity.as_ref().map(|i| json!({
+                    "agent_runtime_id": i.agent_runtime_id,
+                    "account_id": i.account_id,
+                    "chatgpt_user_id": i.chatgpt_user_id,
+                    "email": i.email,
+                    "plan_type": i.plan_type,
+                    "fedramp": i.fedramp,
+                    "issued_at": rfc3339(i.issued_at),
+                    "expires_at": rfc3339(i.expires_at),
+                    "expired": i.expired,
+                })),
+                "warnings": self.warnings,
+            }),
+        }
+    }
+
+    /// The human form: facts as aligned lines (stdout); warnings go to
+    /// stderr separately.
+    pub fn to_human(&self) -> String {
+        let Some(r) = &self.resolved else {
+            return format!(
+                "Not logged in (profile {}).\nRun `credstore login --with-agent-identity` or `credstore login --with-api-key` and paste the credential on stdin.\n",
+                self.profile
+            );
+        };
+        let mut out = String::new();
+        let mut line = |k: &str, v: &str| out.push_str(&format!("  {k:<10}{v}\n"));
+        line("profile", &self.profile);
+        line(
+            "source",
+            &format!("{} {}", r.source_kind.as_str(), r.source_detail),
+        );
+        match &r.identity {
+            None => line("kind", "API key"),
+            Some(i) => {
+                line("kind", "agent identity");
+                line("agent", &i.agent_runtime_id);
+                line("account", &i.account_id);
+                line("user", &i.chatgpt_user_id);
+                line("email", &i.email);
+                line("plan", &i.plan_type);
+                line("fedramp", if i.fedramp { "yes" } else { "no" });
+                line("issued", &rfc3339(i.issued_at));
+                let now = unix_now();
+                let state = if i.expired {
+                    "EXPIRED".to_string()
+                } else {
+                    relative(i.expires_at - now)
+                };
+                line("expires", &format!("{} ({state})", rfc3339(i.expires_at)));
+            }
+        }
+        let head = if r.identity.as_ref().is_some_and(|i| i.expired) {
+            "Logged in, but the credential has expired:\n"
+        } else {
+            "Logged in:\n"
+        };
+        format!("{head}{out}")
+    }
+}
