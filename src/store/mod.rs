@@ -6,7 +6,7 @@ mod file;
 pub mod keychain;
 mod memory;
 
-pub use auto::AutoStore;
+pub use auto::{is_not_there, AutoNotice, AutoStore, KeychainFirst, Notify};
 pub use file::FileStore;
 pub use keychain::{KeychainOptions, KeychainStore};
 pub use memory::MemoryStore;
