@@ -10,10 +10,11 @@
 //! changed. The helper keeps one `KeychainStore` for its whole life, which
 //! is what the daemon-restart test needs.
 
+mod common;
 #[path = "common/secret_service.rs"]
 mod secret_service;
-#[path = "common/tokens.rs"]
-mod tokens;
+
+use common::tokens;
 
 use credstore::profile::Profile;
 use credstore::store::keychain::{open_native_store, Connector};
@@ -166,6 +167,32 @@ fn assert_error(r: &Value, kind: &str, contains: &str) {
 
 // ---------------------------------------------------------------------------
 // Conformance: what every Store promises, on the real Secret Service.
+
+#[test]
+fn shared_conformance_suite_on_gnome_keyring() {
+    let session = SecretServiceSession::start();
+    let mut h = Helper::start(&session, HelperOptions::default());
+    let r = h.call(json!({"op": "conformance"}));
+    assert_eq!(
+        r["passed"], true,
+        "the shared suite failed in the helper (its panic is above)"
+    );
+    // And with values split over entries.
+    let mut h = Helper::start(
+        &session,
+        HelperOptions {
+            max_entry_len: Some(200),
+            ..Default::default()
+        },
+    );
+    let r = h.call(json!({"op": "conformance"}));
+    assert_eq!(r["passed"], true, "the shared suite failed on split values");
+    assert!(
+        session.credstore_accounts().is_empty(),
+        "{:?}",
+        session.credstore_accounts()
+    );
+}
 
 #[test]
 fn conformance_on_gnome_keyring() {
@@ -573,6 +600,12 @@ fn zz_helper_process() {
             }
             "delete" => store.delete(&profile).map(|d| json!({"deleted": d})),
             "probe" => store.probe().map(|()| json!({})),
+            "conformance" => {
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    common::conformance::run_suite(&store, "kc-")
+                }));
+                Ok(json!({"passed": run.is_ok()}))
+            }
             "connects" => {
                 Ok(json!({"connects": connects.load(std::sync::atomic::Ordering::SeqCst)}))
             }
