@@ -859,3 +859,16 @@ fn terminal_input_is_not_echoed() {
         "stored what was typed"
     );
 }
+
+#[test]
+fn status_warns_about_a_listable_credential_directory() {
+    let home = Home::new();
+    login(&home, &TokenBuilder::new().build());
+    set_mode(&home.store_dir(), 0o755);
+    let out = home.run().args(["status", "--json"]).expect(0);
+    let w = out.json()["warnings"].to_string();
+    assert!(w.contains("0755") && w.contains("chmod 700"), "{w}");
+    set_mode(&home.store_dir(), 0o700);
+    let out = home.run().args(["status", "--json"]).expect(0);
+    assert!(!out.json()["warnings"].to_string().contains("chmod 700"));
+}

@@ -1,5 +1,6 @@
 //! The commands of the core: login, logout, status, token.
 
+use super::agent;
 use super::context::Context;
 use super::report::{expiry_warnings, relative, Report, ReportedCredential};
 use super::{Command, LoginArgs};
@@ -16,6 +17,9 @@ pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
         Command::Logout => logout(ctx),
         Command::Status { json } => status(ctx, *json),
         Command::Token => token(ctx),
+        Command::Assertion(args) => agent::assertion(ctx, args),
+        Command::Headers(args) => agent::headers(ctx, args),
+        Command::RegisterTask(args) => agent::register(ctx, args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = super::Cli::command();
@@ -34,6 +38,7 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
     let credential = credstore::input::credential_from_stdin(mode)?;
     let now = unix_now();
     credential.ensure_not_expired(now, "stdin")?;
+    agent::verify_login(ctx, &credential)?;
 
     let store = ctx.store()?;
     let location = store.describe(&ctx.profile);
