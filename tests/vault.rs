@@ -33,6 +33,8 @@ struct Bao {
     addr: String,
     root: String,
     log: PathBuf,
+    /// The dev server's CA (PEM) when it serves TLS.
+    ca: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -74,6 +76,15 @@ fn random_hex() -> String {
 
 impl Bao {
     fn start() -> Bao {
+        Bao::launch(false)
+    }
+
+    /// A dev server on HTTPS, with a CA of its own (`-dev-tls`).
+    fn start_tls() -> Bao {
+        Bao::launch(true)
+    }
+
+    fn launch(tls: bool) -> Bao {
         let bin = bao_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("bao.log");
@@ -88,23 +99,31 @@ impl Bao {
                 cmd.env_remove(k);
             }
         }
+        let cert_dir = dir.path().join("tls");
+        cmd.args(["server", "-dev", "-dev-no-store-token"]);
+        if tls {
+            std::fs::create_dir(&cert_dir).expect("cert dir");
+            cmd.arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", cert_dir.display()));
+        }
+        let log_file = std::fs::File::create(&log).expect("log");
         let child = cmd
-            .args(["server", "-dev", "-dev-no-store-token"])
             .env("HOME", dir.path())
             .env("BAO_DEV_ROOT_TOKEN_ID", &root)
             .env("BAO_DEV_LISTEN_ADDRESS", format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).expect("log"))
-            .stderr(Stdio::null())
+            .stderr(log_file.try_clone().expect("log"))
+            .stdout(log_file)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start {} ({e}); run `{INSTALL_HINT}`", bin.display())
             });
         let mut bao = Bao {
             child,
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
             root,
             log,
+            ca: tls.then(|| cert_dir.join("vault-ca.pem")),
             _dir: dir,
         };
         bao.wait_healthy();
@@ -145,7 +164,22 @@ impl Bao {
     }
 
     fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(ca) = &self.ca {
+            // Written by the server as it starts; until then, no answer.
+            let Ok(pem) = std::fs::read(ca) else {
+                return (0, Value::Null);
+            };
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(10)))
             .proxy(None)
@@ -880,4 +914,43 @@ fn unreachable_silent_and_broken_servers() {
     // An endless answer is cut at the read bound.
     let huge = fake_server(Some(http_200(&vec![b' '; 200 * 1024])));
     assert_vault_error(&lib(&huge).load(&p).unwrap_err(), "larger than 64 KiB");
+}
+
+#[test]
+fn tls_with_vault_cacert() {
+    let bao = Bao::start_tls();
+    assert!(bao.addr.starts_with("https://"));
+    let ca = bao.ca.clone().expect("CA file");
+    let ca = ca.to_str().expect("utf-8 path");
+
+    // Trusting the dev server's CA: everything works over TLS.
+    let store = bao.store(bao.env().with("VAULT_CACERT", ca));
+    common::conformance::run_suite(&store, "tls-");
+
+    // Without it the server's certificate is not trusted: a clear error
+    // that points at VAULT_CACERT, and no request was made in the clear.
+    let e = bao.store(bao.env()).load(&profile("default")).unwrap_err();
+    assert!(matches!(e, Error::BackendUnavailable { .. }), "{e}");
+    assert_vault_error(&e, "TLS");
+    assert_vault_error(&e, "VAULT_CACERT");
+
+    // The CLI, with the OpenBao spelling of the variables.
+    let home = Home::new();
+    let run = || {
+        home.run()
+            .args(["--backend", "vault"])
+            .env("BAO_ADDR", &bao.addr)
+            .env("BAO_TOKEN", &bao.root)
+            .env("BAO_CACERT", ca)
+    };
+    let out = run()
+        .args(["login", "--with-api-key"])
+        .stdin("sk-tls-SECRET")
+        .expect(0);
+    out.assert_no_secret("sk-tls-SECRET", "tls login");
+    out.assert_no_secret(&bao.root, "tls login");
+    let out = run().args(["status", "--json"]).expect(0);
+    assert_eq!(out.json()["source"]["kind"], "vault");
+    let out = run().env_remove("BAO_CACERT").args(["status"]).expect(4);
+    assert!(out.stderr.contains("VAULT_CACERT"), "{}", out.stderr);
 }

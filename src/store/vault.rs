@@ -826,18 +826,27 @@ impl VaultStore {
                 unreachable(format!("cannot resolve the host of VAULT_ADDR ({addr})"))
             }
             ureq::Error::ConnectionFailed => unreachable(format!("cannot connect to {addr}")),
+            // rustls reports a failed handshake (untrusted certificate,
+            // wrong host, not TLS at all) as invalid data on the stream.
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                self.tls_error(&io)
+            }
             ureq::Error::Io(io) => unreachable(format!("cannot reach {addr} ({io})")),
             e @ (ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_)) => {
-                Error::BackendUnavailable {
-                    backend: BACKEND,
-                    reason: format!("TLS with {addr} failed ({e})"),
-                    hint: "If the server's certificate comes from a private CA, set VAULT_CACERT to that CA's PEM file; check that VAULT_ADDR uses the right scheme (http:// or https://).".into(),
-                }
+                self.tls_error(&e)
             }
             e => Error::Backend {
                 backend: BACKEND,
                 message: format!("{what} at {addr} failed ({e}); check VAULT_ADDR"),
             },
+        }
+    }
+
+    fn tls_error(&self, e: &dyn std::fmt::Display) -> Error {
+        Error::BackendUnavailable {
+            backend: BACKEND,
+            reason: format!("TLS with {} failed ({e})", self.config.addr),
+            hint: "If the server's certificate comes from a private CA, set VAULT_CACERT to that CA's PEM file; check that VAULT_ADDR uses the right scheme (http:// or https://) and host name.".into(),
         }
     }
 
