@@ -582,6 +582,27 @@ fn auth_policies_and_misconfiguration() {
         "set CREDSTORE_VAULT_MOUNT=secret",
     );
 
+    // A namespace: the secret lands in the namespace's own mount.
+    bao.admin_ok("POST", "sys/namespaces/team", json!({}));
+    bao.admin_ok(
+        "POST",
+        "team/sys/mounts/secret",
+        json!({"type": "kv", "options": {"version": "2"}}),
+    );
+    let ns = bao.store(bao.env().with("VAULT_NAMESPACE", "team"));
+    let nsp = profile("ns-only");
+    ns.save(&nsp, &api_key("sk-ns-1")).unwrap();
+    assert_eq!(ns.load(&nsp).unwrap().unwrap().expose_token(), "sk-ns-1");
+    assert_eq!(
+        bao.list("team/secret", "credstore"),
+        vec!["ns-only".to_string()]
+    );
+    assert!(
+        store.load(&nsp).unwrap().is_none(),
+        "not in the root namespace"
+    );
+    assert!(ns.delete(&nsp).unwrap());
+
     // A stored secret that breaks the stored form: corrupt store, content
     // not echoed; a secret deleted (soft) reads as nothing stored.
     let bad = profile("corrupt");
@@ -784,6 +805,21 @@ fn cli_end_to_end() {
         .env("VAULT_ADDR", &bao.addr)
         .expect(4);
     assert!(out.stderr.contains("VAULT_TOKEN"), "{}", out.stderr);
+
+    // The token file written by `bao login` is used when no variable is set.
+    std::fs::write(home.root().join(".vault-token"), format!("{root}\n")).unwrap();
+    let out = home
+        .run()
+        .args(["--backend", "vault", "status", "--json"])
+        .env("VAULT_ADDR", &bao.addr)
+        .expect(1);
+    assert_eq!(
+        out.json()["logged_in"],
+        false,
+        "authenticated, nothing stored"
+    );
+    std::fs::remove_file(home.root().join(".vault-token")).unwrap();
+    outs.push(out);
 
     // Nothing printed anywhere carried the Vault token or a credential.
     let refs: Vec<&Output> = outs.iter().collect();
