@@ -3,7 +3,9 @@
 use super::Cli;
 use credstore::profile::Profile;
 use credstore::resolve::{non_blank, ProcessEnv, Resolver};
-use credstore::store::{AutoStore, BackendKind, FileStore, Location, MemoryStore, Store};
+use credstore::store::{
+    AutoStore, BackendKind, FileStore, Location, MemoryStore, Store, VaultStore,
+};
 use credstore::{Error, Result, Verifier};
 use std::path::PathBuf;
 
@@ -75,7 +77,8 @@ impl Context {
             BackendKind::File => Box::new(file),
             BackendKind::Memory => Box::new(MemoryStore::new()),
             BackendKind::Auto => Box::new(AutoStore::new(file, Box::new(warn_plaintext_fallback))),
-            BackendKind::Keychain | BackendKind::Vault => {
+            BackendKind::Vault => Box::new(VaultStore::from_env(&self.env)?),
+            BackendKind::Keychain => {
                 return Err(Error::BackendUnavailable {
                     backend: self.backend.as_str(),
                     reason: "this build of credstore does not include it yet".into(),

@@ -4,10 +4,12 @@
 mod auto;
 mod file;
 mod memory;
+mod vault;
 
 pub use auto::AutoStore;
 pub use file::FileStore;
 pub use memory::MemoryStore;
+pub use vault::{VaultConfig, VaultStore};
 
 use crate::error::{Error, Result};
 use crate::profile::Profile;
