@@ -3,7 +3,9 @@
 use super::Cli;
 use credstore::profile::Profile;
 use credstore::resolve::{non_blank, ProcessEnv, Resolver};
-use credstore::store::{AutoStore, BackendKind, FileStore, KeychainFirst, MemoryStore, Store};
+use credstore::store::{
+    AutoStore, BackendKind, FileStore, KeychainFirst, MemoryStore, Store, VaultStore,
+};
 use credstore::{Error, Result, Verifier};
 use std::path::PathBuf;
 
@@ -84,13 +86,7 @@ impl Context {
                 file,
                 Box::new(super::backends::print_notice),
             )),
-            BackendKind::Vault => {
-                return Err(Error::BackendUnavailable {
-                    backend: self.backend.as_str(),
-                    reason: "this build of credstore does not include it yet".into(),
-                    hint: "Use --backend file (a 0600 file under CREDSTORE_HOME) instead.".into(),
-                })
-            }
+            BackendKind::Vault => Box::new(VaultStore::from_env(&self.env)?),
         })
     }
 }

@@ -9,7 +9,9 @@ use super::backends;
 use super::context::Context;
 use credstore::credential::unix_now;
 use credstore::resolve::{non_blank, Environment, Source};
-use credstore::store::{is_not_there, AutoStore, BackendKind, FileStore, SourceKind, Store};
+use credstore::store::{
+    is_not_there, AutoStore, BackendKind, FileStore, SourceKind, Store, VaultStore,
+};
 use credstore::{AuthMode, Error, Result};
 use std::time::{Duration, Instant};
 
@@ -96,15 +98,26 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
         f.warnings.push(w);
     }
 
-    // vault
-    let vault_addr = non_blank(&ctx.env, "VAULT_ADDR").or_else(|| non_blank(&ctx.env, "BAO_ADDR"));
-    match &vault_addr {
-        None => println!("  --       vault     not configured (VAULT_ADDR is not set)"),
-        Some(addr) => println!(
-            "  missing  vault     {} is set, but this build of credstore has no vault backend",
-            addr.trim()
-        ),
-    }
+    // vault: probed only when configured.
+    let vault_configured =
+        non_blank(&ctx.env, "VAULT_ADDR").is_some() || non_blank(&ctx.env, "BAO_ADDR").is_some();
+    let vault_state = if vault_configured {
+        let start = Instant::now();
+        let state = VaultStore::from_env(&ctx.env).and_then(|v| v.load(&ctx.profile).map(|_| v));
+        let took = start.elapsed();
+        match &state {
+            Ok(v) => println!(
+                "  ok       vault     {} answers ({})",
+                v.describe(&ctx.profile).detail,
+                ms(took)
+            ),
+            Err(e) => println!("  FAILED   vault     {e} ({})", ms(took)),
+        }
+        Some(state.map(|_| ()))
+    } else {
+        println!("  --       vault     not configured (VAULT_ADDR is not set)");
+        None
+    };
     println!("  ok       memory    always there; keeps nothing after the process exits");
 
     // Is the selected backend usable?
@@ -140,15 +153,25 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
                 ));
             }
         }
-        BackendKind::Vault => {
-            f.problems.push(
-                "the vault backend is selected, but this build of credstore does not include it"
+        BackendKind::Vault => match &vault_state {
+            None => f.problems.push(
+                "the vault backend is selected but not configured: set VAULT_ADDR (and \
+                 VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID)"
                     .into(),
-            );
-        }
+            ),
+            Some(Err(e)) => f
+                .problems
+                .push(format!("the vault backend is selected but fails: {e}")),
+            Some(Ok(())) => {}
+        },
         BackendKind::Memory => f
             .warnings
             .push("the memory backend is selected: nothing is kept between runs".into()),
+    }
+    if let (Some(Err(e)), false) = (&vault_state, ctx.backend == BackendKind::Vault) {
+        f.warnings.push(format!(
+            "vault is configured but fails (it is not selected): {e}"
+        ));
     }
     if file_ok && matches!(file_state, Ok(Some(_))) {
         f.warnings.push(format!(
@@ -200,7 +223,13 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
         }
         Ok(Some(r)) => Some(r),
         Ok(None)
-            if !selected_readable(ctx, keychain_ok || keychain_missing, keychain_ok, file_ok) =>
+            if !selected_readable(
+                ctx,
+                keychain_ok || keychain_missing,
+                keychain_ok,
+                file_ok,
+                matches!(vault_state, Some(Ok(()))),
+            ) =>
         {
             println!("  unknown: the selected backend cannot be read (see above)");
             unknown = true;
@@ -290,6 +319,7 @@ fn selected_readable(
     auto_keychain_ok: bool,
     keychain_ok: bool,
     file_ok: bool,
+    vault_ok: bool,
 ) -> bool {
     match ctx.backend {
         BackendKind::File => file_ok,
@@ -297,7 +327,7 @@ fn selected_readable(
         // auto skips a keychain that is not there, not a failing one.
         BackendKind::Auto => auto_keychain_ok && file_ok,
         BackendKind::Memory => true,
-        BackendKind::Vault => false,
+        BackendKind::Vault => vault_ok,
     }
 }
 

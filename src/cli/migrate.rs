@@ -5,16 +5,18 @@
 
 use super::backends;
 use super::context::Context;
-use credstore::store::{AutoStore, BackendKind, FileStore, Location, SourceKind, Store};
+use credstore::store::{
+    AutoStore, BackendKind, FileStore, Location, SourceKind, Store, VaultStore,
+};
 use credstore::{Error, Result};
 
 /// `migrate` options.
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
-    /// Where to move the credential: file or keychain
+    /// Where to move the credential: file, keychain or vault
     #[arg(long, value_name = "BACKEND")]
     pub to: String,
-    /// Where it is now: file, keychain or auto [default: the --backend in
+    /// Where it is now: file, keychain, vault or auto [default: the --backend in
     /// effect; with auto, wherever auto reads it from]
     #[arg(long, value_name = "BACKEND")]
     pub from: Option<String>,
@@ -31,14 +33,10 @@ fn plain_store(ctx: &Context, kind: BackendKind) -> Result<Box<dyn Store>> {
              from it"
                 .into(),
         )),
-        BackendKind::Vault => Err(Error::BackendUnavailable {
-            backend: "vault",
-            reason: "this build of credstore does not include it yet".into(),
-            hint: "Use --to file or --to keychain.".into(),
-        }),
+        BackendKind::Vault => Ok(Box::new(VaultStore::from_env(&ctx.env)?)),
         BackendKind::Auto => Err(Error::Usage(
-            "--to auto is ambiguous: name the backend to move the credential to (file or \
-             keychain)"
+            "--to auto is ambiguous: name the backend to move the credential to (file, \
+             keychain or vault)"
                 .into(),
         )),
     }
