@@ -5,7 +5,8 @@
 //! environment: children get theirs from [`SecretServiceSession::command`].
 //!
 //! Needs `dbus-daemon`, `dbus-send` (Debian `dbus`), `gnome-keyring-daemon`
-//! (`gnome-keyring`) and `secret-tool` (`libsecret-tools`). When one is
+//! (`gnome-keyring`), `secret-tool` (`libsecret-tools`) and `kill`
+//! (`procps`). When one is
 //! missing the test FAILS and says what to install; it never skips.
 #![allow(dead_code)]
 
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 /// The throwaway password of the test keyring.
 const KEYRING_PASSWORD: &str = "credstore-test-keyring-password";
 
-const PACKAGES: &str = "apt-get install -y dbus gnome-keyring libsecret-tools";
+const PACKAGES: &str = "apt-get install -y dbus gnome-keyring libsecret-tools procps";
 
 /// Fails the test unless `program` is on PATH.
 pub fn require(program: &str) -> PathBuf {
@@ -58,6 +59,7 @@ impl SecretServiceSession {
         require("dbus-send");
         require("gnome-keyring-daemon");
         require("secret-tool");
+        require("kill");
         let dir = tempfile::Builder::new()
             .prefix("credstore-ss-")
             .tempdir()
