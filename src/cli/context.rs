@@ -4,7 +4,7 @@ use super::Cli;
 use credstore::profile::Profile;
 use credstore::resolve::{non_blank, ProcessEnv, Resolver};
 use credstore::store::{
-    AutoStore, BackendKind, FileStore, Location, MemoryStore, Store, VaultStore,
+    AutoStore, BackendKind, FileStore, KeychainFirst, MemoryStore, Store, VaultStore,
 };
 use credstore::{Error, Result, Verifier};
 use std::path::PathBuf;
@@ -76,24 +76,17 @@ impl Context {
         Ok(match self.backend {
             BackendKind::File => Box::new(file),
             BackendKind::Memory => Box::new(MemoryStore::new()),
-            BackendKind::Auto => Box::new(AutoStore::new(file, Box::new(warn_plaintext_fallback))),
+            BackendKind::Auto => Box::new(AutoStore::new(
+                Box::new(super::backends::keychain(self)?),
+                file,
+                Box::new(super::backends::print_notice),
+            )),
+            BackendKind::Keychain => Box::new(KeychainFirst::new(
+                Box::new(super::backends::keychain(self)?),
+                file,
+                Box::new(super::backends::print_notice),
+            )),
             BackendKind::Vault => Box::new(VaultStore::from_env(&self.env)?),
-            BackendKind::Keychain => {
-                return Err(Error::BackendUnavailable {
-                    backend: self.backend.as_str(),
-                    reason: "this build of credstore does not include it yet".into(),
-                    hint: "Use --backend file (a 0600 file under CREDSTORE_HOME) instead.".into(),
-                })
-            }
         })
     }
-}
-
-fn warn_plaintext_fallback(location: &Location) {
-    eprintln!(
-        "warning: no OS keychain is available, so the credential goes to a plaintext file: {} \
-         (mode 0600, readable by you and root). To choose explicitly, pass --backend file or \
-         --backend keychain (or set CREDSTORE_BACKEND).",
-        location.detail
-    );
 }
