@@ -14,13 +14,15 @@ use zeroize::Zeroizing;
 pub fn read_secret_from_stdin(mode: AuthMode) -> Result<Zeroizing<Vec<u8>>> {
     let mut stdin = credstore_platform::RawStdin;
     let result = if credstore_platform::stdin_is_terminal() {
+        // Echo goes off before the prompt appears, so nothing typed after
+        // the prompt can be shown (turning it off flushes pending input).
+        let _echo = credstore_platform::disable_stdin_echo()
+            .map_err(|e| Error::io("turning off echo on", "the terminal", e))?;
         eprint!(
             "Paste the {} and press Enter (input is hidden): ",
             mode.describe()
         );
         let _ = std::io::stderr().flush();
-        let _echo = credstore_platform::disable_stdin_echo()
-            .map_err(|e| Error::io("turning off echo on", "the terminal", e))?;
         read_bounded_line(&mut stdin)
     } else {
         read_bounded(&mut stdin)

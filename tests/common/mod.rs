@@ -108,6 +108,12 @@ impl Run {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", home.root())
             .env("CREDSTORE_HOME", home.store_dir())
+            // Never the developer's real session bus (and keyring): zbus
+            // would otherwise fall back to /run/user/<uid>/bus.
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                "unix:path=/nonexistent/credstore-test-no-bus",
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
