@@ -309,3 +309,46 @@ fn concurrent_writers_and_readers() {
     let names = std::fs::read_dir(home.store_dir()).unwrap().count();
     assert_eq!(names, 2, "no temp files left after clean writes");
 }
+
+#[test]
+fn a_change_lock_holds_other_writers_off_until_released() {
+    let (_d, store, p) = setup();
+    store.save(&p, &api_key("sk-1")).unwrap();
+    let guard = store.lock_changes().unwrap();
+    // The holding thread's own writes go through (no self-deadlock).
+    store.save(&p, &api_key("sk-2")).unwrap();
+    // Another process's login waits for the lock...
+    let home = Home::new();
+    let mut login = home
+        .run()
+        .args(["login", "--with-api-key", "--backend", "file"])
+        .env("CREDSTORE_HOME", store.home())
+        .into_command();
+    login.stdin(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"sk-3").unwrap();
+    }
+    // ...and so does another thread of this process.
+    let other = std::thread::spawn({
+        let store = store.clone();
+        let p = p.clone();
+        move || store.save(&p, &api_key("sk-4"))
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "login wrote while the lock was held"
+    );
+    assert!(
+        !other.is_finished(),
+        "another thread wrote while the lock was held"
+    );
+    assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), "sk-2");
+    drop(guard);
+    assert!(child.wait().unwrap().success());
+    other.join().unwrap().unwrap();
+    let last = store.load(&p).unwrap().unwrap();
+    assert!(["sk-3", "sk-4"].contains(&last.expose_token()));
+}

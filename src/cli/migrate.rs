@@ -6,7 +6,7 @@
 use super::backends;
 use super::context::Context;
 use credstore::store::{
-    AutoStore, BackendKind, FileStore, Location, SourceKind, Store, VaultStore,
+    self, AutoStore, BackendKind, FileStore, Location, SourceKind, Store, VaultStore,
 };
 use credstore::{Error, Result};
 
@@ -52,76 +52,39 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
     let to = plain_store(ctx, to_kind)?;
 
     // The source: a named backend, or wherever `auto` reads it from.
-    let (from, credential): (Box<dyn Store>, _) = if from_kind == BackendKind::Auto {
+    let from: Box<dyn Store> = if from_kind == BackendKind::Auto {
         let auto = AutoStore::new(
             Box::new(backends::keychain(ctx)?),
             FileStore::new(ctx.home.clone()),
             Box::new(|_| {}),
         );
         match auto.find(profile)? {
-            Some((SourceKind::Keychain, c)) => (Box::new(backends::keychain(ctx)?), c),
-            Some((_, c)) => (Box::new(FileStore::new(ctx.home.clone())), c),
+            Some((SourceKind::Keychain, _)) => Box::new(backends::keychain(ctx)?),
+            Some(_) => Box::new(FileStore::new(ctx.home.clone())),
             None => return Err(nothing_stored(ctx, &auto.locate(profile)?)),
         }
     } else {
-        let from = plain_store(ctx, from_kind)?;
-        match from.load(profile)? {
-            Some(c) => (from, c),
-            None => return Err(nothing_stored(ctx, &from.describe(profile))),
-        }
+        plain_store(ctx, from_kind)?
     };
-    if from.name() == to.name() {
-        return Err(Error::Usage(format!(
-            "the credential of profile {profile} is already in the {} backend; choose another \
-             --to",
-            to.name()
-        )));
-    }
-    let source = from.describe(profile);
-    let target = to.describe(profile);
-
-    match to.load(profile) {
-        Ok(Some(_)) => eprintln!("note: replacing the credential already stored in {target}."),
-        Ok(None) => {}
-        // A destination that cannot be read is not written blindly.
-        Err(e) => return Err(e),
-    }
-    if target.kind == SourceKind::File {
+    let moved = store::migrate(from.as_ref(), to.as_ref(), profile, &|target| {
+        if store::is_plaintext(target) {
+            eprintln!(
+                "warning: the credential goes to a plaintext file: {} (mode 0600, readable by \
+                 you and root).",
+                target.detail
+            );
+        }
+    })?;
+    if moved.replaced {
         eprintln!(
-            "warning: the credential goes to a plaintext file: {} (mode 0600, readable by you \
-             and root).",
-            target.detail
+            "note: replaced the credential that was stored in {}.",
+            moved.target
         );
     }
-    to.save(profile, &credential)?;
-    let verified = to.load(profile)?.is_some_and(|back| {
-        back.auth_mode() == credential.auth_mode()
-            && back.expose_token().as_bytes() == credential.expose_token().as_bytes()
-    });
-    if !verified {
-        return Err(Error::Backend {
-            backend: to.name(),
-            message: format!(
-                "the copy in {target} did not read back the same; the source {source} was \
-                 left as it is"
-            ),
-        });
-    }
-    match from.delete(profile) {
-        Ok(_) => {}
-        Err(e) => {
-            eprintln!(
-                "error: the credential was copied to {target} and verified, but removing it \
-                 from {source} failed; it is now in both places. Remove it from there with \
-                 `credstore logout --backend {}`.",
-                from.name()
-            );
-            return Err(e);
-        }
-    }
     eprintln!(
-        "Moved the credential of profile {profile} from {source} to {target} (verified by \
-         reading it back); removed it from {source}."
+        "Moved the credential of profile {profile} from {} to {} (verified by reading it \
+         back); removed it from {}.",
+        moved.source, moved.target, moved.source
     );
     if ctx.backend != to_kind && !matches!(ctx.backend, BackendKind::Auto) {
         eprintln!(

@@ -4,7 +4,7 @@
 //! and serialized by an exclusive lock on `$CREDSTORE_HOME/.lock`; readers
 //! take no lock and see either the old or the new whole document.
 
-use super::{Location, SourceKind, Store};
+use super::{ChangeLock, Location, SourceKind, Store};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
 use crate::secret::{read_bounded, ReadError};
@@ -18,15 +18,28 @@ const LOCK_FILE: &str = ".lock";
 const TMP_SUFFIX: &str = ".tmp";
 
 /// Credential files in one directory.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FileStore {
     home: PathBuf,
+    /// The writers' lock while a [`Store::lock_changes`] guard lives, with
+    /// the thread that holds it (only that thread's writes reuse it; other
+    /// threads wait on the flock like other processes).
+    held: std::sync::Mutex<Option<(std::thread::ThreadId, File)>>,
+}
+
+impl Clone for FileStore {
+    fn clone(&self) -> FileStore {
+        FileStore::new(self.home.clone())
+    }
 }
 
 impl FileStore {
     /// A store in `home` (created 0700 on first write).
     pub fn new(home: impl Into<PathBuf>) -> FileStore {
-        FileStore { home: home.into() }
+        FileStore {
+            home: home.into(),
+            held: std::sync::Mutex::new(None),
+        }
     }
 
     /// The directory holding the credential files.
@@ -91,8 +104,20 @@ impl FileStore {
         }
     }
 
+    /// Takes the writers' lock for one save or delete; `None` when this
+    /// thread already holds it through [`Store::lock_changes`].
+    fn lock(&self) -> Result<Option<File>> {
+        let me = std::thread::current().id();
+        if let Ok(held) = self.held.lock() {
+            if held.as_ref().is_some_and(|(owner, _)| *owner == me) {
+                return Ok(None);
+            }
+        }
+        self.acquire_lock().map(Some)
+    }
+
     /// Takes the writers' lock; released when the returned file is dropped.
-    fn lock(&self) -> Result<File> {
+    fn acquire_lock(&self) -> Result<File> {
         let path = self.home.join(LOCK_FILE);
         if self.check_target(&path)? {
             // An existing lock file must be ours and private.
@@ -267,5 +292,24 @@ impl Store for FileStore {
             kind: SourceKind::File,
             detail: self.path(profile).display().to_string(),
         }
+    }
+
+    fn lock_changes(&self) -> Result<ChangeLock<'_>> {
+        platform::create_private_dir_all(&self.home)
+            .map_err(|e| Error::io("creating directory", &self.home, e))?;
+        self.check_home()?;
+        let file = self.acquire_lock()?;
+        let me = std::thread::current().id();
+        let mut held = self.held.lock().map_err(|_| Error::Backend {
+            backend: "file",
+            message: "the store's lock state was poisoned by a panic in another thread".into(),
+        })?;
+        *held = Some((me, file));
+        drop(held);
+        Ok(ChangeLock::new(move || {
+            if let Ok(mut held) = self.held.lock() {
+                held.take();
+            }
+        }))
     }
 }

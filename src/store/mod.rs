@@ -5,12 +5,14 @@ mod auto;
 mod file;
 pub mod keychain;
 mod memory;
+mod migrate;
 mod vault;
 
 pub use auto::{is_not_there, AutoNotice, AutoStore, KeychainFirst, Notify};
 pub use file::FileStore;
 pub use keychain::{KeychainOptions, KeychainStore};
 pub use memory::MemoryStore;
+pub use migrate::{is_plaintext, migrate, Migration};
 pub use vault::{VaultConfig, VaultStore};
 
 use crate::error::{Error, Result};
@@ -81,6 +83,52 @@ pub trait Store: Send + Sync {
     /// overrides it to name the backend that actually holds it.
     fn locate(&self, profile: &Profile) -> Result<Location> {
         Ok(self.describe(profile))
+    }
+    /// Holds this backend's writers' lock until the guard drops, so that a
+    /// change of several steps (`migrate`: copy, verify, delete) is one
+    /// change to other writers. Saves and deletes made by the same thread
+    /// while the guard lives reuse it. Backends without such a lock return
+    /// a guard that holds nothing.
+    fn lock_changes(&self) -> Result<ChangeLock<'_>> {
+        Ok(ChangeLock::none())
+    }
+}
+
+/// A held writers' lock (see [`Store::lock_changes`]); released on drop.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct ChangeLock<'a> {
+    release: Option<Box<dyn FnOnce() + 'a>>,
+}
+
+impl<'a> ChangeLock<'a> {
+    /// A guard that holds nothing.
+    pub fn none() -> ChangeLock<'a> {
+        ChangeLock { release: None }
+    }
+
+    /// A guard that runs `release` when dropped.
+    pub fn new(release: impl FnOnce() + 'a) -> ChangeLock<'a> {
+        ChangeLock {
+            release: Some(Box::new(release)),
+        }
+    }
+}
+
+impl Drop for ChangeLock<'_> {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
+}
+
+impl std::fmt::Debug for ChangeLock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.release.is_some() {
+            "ChangeLock(held)"
+        } else {
+            "ChangeLock(none)"
+        })
     }
 }
 
