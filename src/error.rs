@@ -35,6 +35,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// A JWKS is configured (SPEC §1.3) and the agent identity does not pass
+    /// it: `alg: none` or an algorithm outside RS256/ES256/EdDSA, no `kid`
+    /// or an unknown one, a signature that does not match the key, or an
+    /// `iss`/`aud` other than the one required. Exit code 3.
+    #[error(
+        "the agent identity from {origin} failed verification against the JWKS {jwks}: {reason}"
+    )]
+    Verification {
+        /// Where the credential came from.
+        origin: String,
+        /// The JWKS file (or other source) it was checked against.
+        jwks: String,
+        /// What failed.
+        reason: String,
+    },
+
     /// The agent identity's `exp` is more than 60 s in the past. Exit code 3.
     #[error("the agent identity from {origin} expired at {expired_at}; get a new one and run `credstore login --with-agent-identity`")]
     Expired {
@@ -111,6 +127,20 @@ pub enum Error {
         hint: String,
     },
 
+    /// Task registration with the auth API failed: the server could not be
+    /// reached, answered with an HTTP error (`status`, and at most 512
+    /// characters of its body in `detail`), or gave an answer without a
+    /// usable task id. Timeouts are [`Error::Timeout`]. Exit code 4.
+    #[error("task registration at {url} failed: {detail}")]
+    Registration {
+        /// The registration URL (no secret in it).
+        url: String,
+        /// The HTTP status, when the server answered.
+        status: Option<u16>,
+        /// What happened and what to do.
+        detail: String,
+    },
+
     /// Any other backend failure (refused access, locked store, …). Exit 4.
     #[error("{backend} backend: {message}")]
     Backend {
@@ -127,13 +157,16 @@ impl Error {
         match self {
             Error::NoCredential(_) => 1,
             Error::Usage(_) => 2,
-            Error::InvalidCredential { .. } | Error::Expired { .. } => 3,
+            Error::InvalidCredential { .. }
+            | Error::Verification { .. }
+            | Error::Expired { .. } => 3,
             Error::CorruptStore { .. }
             | Error::InsecurePermissions { .. }
             | Error::Symlink { .. }
             | Error::Io { .. }
             | Error::BackendUnavailable { .. }
             | Error::Timeout { .. }
+            | Error::Registration { .. }
             | Error::Backend { .. } => 4,
         }
     }

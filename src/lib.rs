@@ -7,8 +7,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod credential;
 pub mod error;
+pub mod input;
+pub mod jwks;
 pub mod profile;
 pub mod resolve;
 pub mod secret;
@@ -17,6 +20,7 @@ pub mod stored;
 
 pub use credential::{AgentIdentity, ApiKey, AuthMode, Claims, Credential};
 pub use error::{Error, Result};
+pub use jwks::Verifier;
 
 /// The README's examples compile as doc tests.
 #[doc = include_str!("../README.md")]

@@ -10,6 +10,7 @@
 
 use crate::credential::{AuthMode, Credential};
 use crate::error::{Error, Result};
+use crate::jwks::Verifier;
 use crate::profile::Profile;
 use crate::secret::{read_bounded, ReadError};
 use crate::store::{Location, SourceKind, Store};
@@ -180,6 +181,7 @@ pub struct Resolver<'a> {
     env: &'a dyn Environment,
     names: EnvNames,
     use_env: bool,
+    verifier: Option<&'a Verifier>,
 }
 
 impl<'a> Resolver<'a> {
@@ -189,7 +191,23 @@ impl<'a> Resolver<'a> {
             env,
             names: EnvNames::default(),
             use_env: true,
+            verifier: None,
         }
+    }
+
+    /// Verifies every agent identity it resolves — from the environment or
+    /// from the store — against `verifier`'s JWKS (SPEC §1.3, §5). A failure
+    /// is an error (exit 3), never a fallback to another source.
+    pub fn with_verifier(mut self, verifier: &'a Verifier) -> Resolver<'a> {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    fn verified(&self, credential: Credential) -> Result<Credential> {
+        if let Some(v) = self.verifier {
+            v.verify_credential(&credential)?;
+        }
+        Ok(credential)
     }
 
     /// Uses another variable prefix (`CODEX` → `CODEX_API_KEY`, …).
@@ -233,7 +251,7 @@ impl<'a> Resolver<'a> {
             return Ok(None);
         };
         let location = store.locate(profile)?;
-        let credential = stored.to_credential(&location.detail)?;
+        let credential = self.verified(stored.to_credential(&location.detail)?)?;
         Ok(Some(Resolved {
             credential,
             source: Source::Stored(location),
@@ -279,7 +297,8 @@ impl<'a> Resolver<'a> {
                 "both {name} and {file_name} are set; unset one of them"
             ))),
             (Some(value), None) => {
-                let credential = Credential::parse(mode, value.as_bytes(), &name)?;
+                let credential =
+                    self.verified(Credential::parse(mode, value.as_bytes(), &name)?)?;
                 Ok(Some(Resolved {
                     credential,
                     source: Source::Env {
@@ -313,7 +332,7 @@ impl<'a> Resolver<'a> {
                         )))
                     }
                 };
-                let credential = Credential::parse(mode, &bytes, &origin)?;
+                let credential = self.verified(Credential::parse(mode, &bytes, &origin)?)?;
                 Ok(Some(Resolved {
                     credential,
                     source: Source::Env {

@@ -77,6 +77,18 @@ fn read_bounded_until(
     Ok(buf)
 }
 
+/// Overwrites the stack below the caller with zeros.
+///
+/// Parsing and signing move key bytes through stack temporaries (a
+/// `SigningKey` built before it is boxed, hash state while signing) that no
+/// destructor wipes. Calling this after such work, from the function that
+/// called the work, overwrites that part of the stack.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut area = [0u8; 64 * 1024];
+    std::hint::black_box(&mut area);
+}
+
 /// Trims ASCII whitespace from both ends of `bytes`.
 pub fn trim_ascii(bytes: &[u8]) -> &[u8] {
     bytes.trim_ascii()

@@ -685,24 +685,28 @@ fn version_and_help() {
 }
 
 #[test]
-fn core_dumps_are_off_before_a_secret_is_read() {
-    // Start `login` under prlimit with a non-zero core limit (raising a hard
-    // limit needs CAP_SYS_RESOURCE: CI runs as root), then read the limit
-    // from outside while `login` waits on stdin.
-    let probe = std::process::Command::new("prlimit")
-        .args(["--core=1048576:1048576", "true"])
-        .status();
-    assert!(
-        matches!(probe, Ok(s) if s.success()),
-        "this test needs `prlimit` (util-linux) and permission to raise RLIMIT_CORE"
-    );
+fn completions_for_each_shell() {
     let home = Home::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = home.run().args(["completions", shell]).expect(0);
+        assert!(
+            out.stdout.contains("credstore") && out.stdout.contains("login"),
+            "{shell}"
+        );
+    }
+    home.run().args(["completions", "tcsh"]).expect(2);
+}
+
+/// Starts `login` through `wrapper` (prlimit, setpriv…) with the harness
+/// environment, and waits until the credstore process itself sits in
+/// read(2) on stdin. Returns the child (stdin still open) and its pid.
+fn login_blocked_on_stdin(home: &Home, wrapper: &[&str]) -> (std::process::Child, u32) {
     let inner = home
         .run()
-        .args(["login", "--with-agent-identity", "--backend", "file"])
+        .args(["login", "--with-api-key", "--backend", "file"])
         .into_command();
-    let mut cmd = std::process::Command::new("prlimit");
-    cmd.arg("--core=1048576:1048576")
+    let mut cmd = std::process::Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..])
         .arg(inner.get_program())
         .args(inner.get_args())
         .env_clear()
@@ -710,39 +714,81 @@ fn core_dumps_are_off_before_a_secret_is_read() {
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().expect("spawn");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("this test needs `{}`: {e}", wrapper[0]));
     let pid = child.id();
-    let core_limit = || -> Option<String> {
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-        if !exe.ends_with("credstore") {
-            return None; // still prlimit, before its exec
-        }
-        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
-        let line = limits
-            .lines()
-            .find(|l| l.starts_with("Max core file size"))?;
-        let f: Vec<&str> = line.split_whitespace().collect();
-        Some(format!("{} {}", f.get(4)?, f.get(5)?))
-    };
-    // Wait until the process sits in read(2) on stdin, then look.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut seen = None;
     while std::time::Instant::now() < deadline {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
         let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
-        if syscall.split_whitespace().next() == Some("0") {
-            seen = core_limit();
-            if seen.is_some() {
-                break;
-            }
+        // Syscall 0 is read(2) on x86_64 and the process is credstore (not
+        // the wrapper before its exec).
+        if exe.ends_with("credstore") && syscall.split_whitespace().next() == Some("0") {
+            return (child, pid);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("credstore login did not start reading stdin within 10 s");
+}
+
+#[test]
+fn core_dumps_are_off_before_a_secret_is_read() {
+    // Started with a raised core limit (raising a hard limit needs
+    // CAP_SYS_RESOURCE: CI runs as root); read from outside while `login`
+    // waits for the secret.
+    let home = Home::new();
+    let (mut child, pid) = login_blocked_on_stdin(&home, &["prlimit", "--core=1048576:1048576"]);
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     drop(child.stdin.take());
     let _ = child.wait();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let f: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(
-        seen.as_deref(),
-        Some("0 0"),
-        "RLIMIT_CORE (soft hard) while login reads stdin"
+        &f[4..6],
+        ["0", "0"],
+        "RLIMIT_CORE (soft, hard) while login reads stdin: {line}"
+    );
+}
+
+#[test]
+fn the_process_is_not_dumpable_while_reading_a_secret() {
+    // A non-dumpable process's /proc/<pid> files belong to root even when
+    // the process runs as another user; a dumpable one's belong to that
+    // user. Run as nobody (65534) to tell the two apart.
+    use std::os::unix::fs::MetadataExt;
+    let home = Home::new();
+    std::fs::set_permissions(
+        home.root(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (mut child, pid) = login_blocked_on_stdin(
+        &home,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let mem_owner = std::fs::metadata(format!("/proc/{pid}/mem")).unwrap().uid();
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.contains("65534"),
+        "setpriv did not switch user: {uid_line}"
+    );
+    assert_eq!(
+        mem_owner, 0,
+        "/proc/{pid}/mem owned by {mem_owner}: the process is dumpable"
     );
 }
 
@@ -754,4 +800,75 @@ fn set_mode(path: &std::path::Path, mode: u32) {
 fn write_private(path: &std::path::Path, content: &str) {
     std::fs::write(path, content).unwrap();
     set_mode(path, 0o600);
+}
+
+#[test]
+fn terminal_input_is_not_echoed() {
+    // `script` gives credstore a real pseudo-terminal as stdin; whatever the
+    // terminal echoes comes back on script's stdout.
+    use std::io::Write;
+    let home = Home::new();
+    let inner = home
+        .run()
+        .args(["login", "--with-api-key", "--backend", "file"])
+        .into_command();
+    let command_line = format!("{} login --with-api-key --backend file", common::bin());
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command_line, "/dev/null"])
+        .env_clear()
+        .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("this test needs `script` (util-linux)");
+    // Type only once the prompt is on screen (echo is off by then).
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut screen = Vec::new();
+        let mut buf = [0u8; 256];
+        let mut told = false;
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            screen.extend_from_slice(&buf[..n]);
+            if !told && String::from_utf8_lossy(&screen).contains("input is hidden") {
+                told = true;
+                let _ = tx.send(());
+            }
+        }
+        String::from_utf8_lossy(&screen).into_owned()
+    });
+    let prompted = rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok();
+    if prompted {
+        stdin.write_all(b"sk-typed-at-a-terminal\r").unwrap();
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let screen = reader.join().unwrap();
+    assert!(prompted, "no prompt within 10 s: {screen}");
+    assert!(status.success(), "{screen}");
+    assert!(!screen.contains("sk-typed"), "the key was echoed: {screen}");
+    let doc = std::fs::read_to_string(home.auth_json()).unwrap();
+    assert!(
+        doc.contains("\"sk-typed-at-a-terminal\""),
+        "stored what was typed"
+    );
+}
+
+#[test]
+fn status_warns_about_a_listable_credential_directory() {
+    let home = Home::new();
+    login(&home, &TokenBuilder::new().build());
+    set_mode(&home.store_dir(), 0o755);
+    let out = home.run().args(["status", "--json"]).expect(0);
+    let w = out.json()["warnings"].to_string();
+    assert!(w.contains("0755") && w.contains("chmod 700"), "{w}");
+    set_mode(&home.store_dir(), 0o700);
+    let out = home.run().args(["status", "--json"]).expect(0);
+    assert!(!out.json()["warnings"].to_string().contains("chmod 700"));
 }

@@ -77,6 +77,18 @@ pub fn ownership(meta: &Metadata) -> Ownership {
     imp::ownership(meta)
 }
 
+/// Standard input read straight from file descriptor 0, without the
+/// process-wide buffer of `std::io::Stdin` (which would keep a copy of a
+/// pasted secret that is never wiped).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RawStdin;
+
+impl std::io::Read for RawStdin {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        imp::read_stdin(buf)
+    }
+}
+
 /// Restores the terminal's echo setting when dropped.
 #[must_use = "echo comes back when the guard is dropped"]
 pub struct EchoGuard {
@@ -176,6 +188,10 @@ mod imp {
         }
     }
 
+    pub fn read_stdin(buf: &mut [u8]) -> io::Result<usize> {
+        Ok(rustix::io::read(rustix::stdio::stdin(), buf)?)
+    }
+
     pub struct SavedTermios(rustix::termios::Termios);
 
     pub fn disable_stdin_echo() -> io::Result<Option<SavedTermios>> {
@@ -248,6 +264,10 @@ mod imp {
             owner: None,
             owned_by_current_user: true,
         }
+    }
+    pub fn read_stdin(buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read;
+        io::stdin().read(buf)
     }
     pub struct SavedTermios;
     pub fn disable_stdin_echo() -> io::Result<Option<SavedTermios>> {

@@ -1,11 +1,11 @@
 //! The commands of the core: login, logout, status, token.
 
+use super::agent;
 use super::context::Context;
 use super::report::{expiry_warnings, relative, Report, ReportedCredential};
 use super::{Command, LoginArgs};
-use credstore::credential::{rfc3339, unix_now, AuthMode, Credential};
+use credstore::credential::{rfc3339, unix_now, AuthMode};
 use credstore::resolve::{Resolved, Source};
-use credstore::secret::{read_bounded, read_bounded_line, ReadError};
 use credstore::store::{BackendKind, SourceKind, Store};
 use credstore::stored::StoredCredential;
 use credstore::{Error, Result};
@@ -17,33 +17,15 @@ pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
         Command::Logout => logout(ctx),
         Command::Status { json } => status(ctx, *json),
         Command::Token => token(ctx),
-    }
-}
-
-/// Reads the secret from stdin: one line from a terminal (echo off),
-/// everything up to EOF from a pipe; at most 64 KiB either way.
-fn read_secret_from_stdin(mode: AuthMode) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    let mut stdin = std::io::stdin().lock();
-    let result = if credstore_platform::stdin_is_terminal() {
-        eprint!(
-            "Paste the {} and press Enter (input is hidden): ",
-            mode.describe()
-        );
-        let _ = std::io::stderr().flush();
-        let _echo = credstore_platform::disable_stdin_echo()
-            .map_err(|e| Error::io("turning off echo on", "the terminal", e))?;
-        read_bounded_line(&mut stdin)
-    } else {
-        read_bounded(&mut stdin)
-    };
-    match result {
-        Ok(bytes) => Ok(bytes),
-        Err(ReadError::TooLarge) => Err(Error::InvalidCredential {
-            kind: mode.describe(),
-            origin: "stdin".into(),
-            reason: "the input is larger than 64 KiB; reading stopped there".into(),
-        }),
-        Err(ReadError::Io(e)) => Err(Error::io("reading", "stdin", e)),
+        Command::Assertion(args) => agent::assertion(ctx, args),
+        Command::Headers(args) => agent::headers(ctx, args),
+        Command::RegisterTask(args) => agent::register(ctx, args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = super::Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "credstore", &mut std::io::stdout());
+            Ok(0)
+        }
     }
 }
 
@@ -53,11 +35,10 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
     } else {
         AuthMode::AgentIdentity
     };
-    let input = read_secret_from_stdin(mode)?;
-    let credential = Credential::parse(mode, &input, "stdin")?;
-    drop(input);
+    let credential = credstore::input::credential_from_stdin(mode)?;
     let now = unix_now();
     credential.ensure_not_expired(now, "stdin")?;
+    agent::verify_login(ctx, &credential)?;
 
     let store = ctx.store()?;
     let location = store.describe(&ctx.profile);

@@ -4,7 +4,7 @@ use super::Cli;
 use credstore::profile::Profile;
 use credstore::resolve::{non_blank, ProcessEnv, Resolver};
 use credstore::store::{AutoStore, BackendKind, FileStore, Location, MemoryStore, Store};
-use credstore::{Error, Result};
+use credstore::{Error, Result, Verifier};
 use std::path::PathBuf;
 
 pub struct Context {
@@ -13,6 +13,8 @@ pub struct Context {
     pub backend: BackendKind,
     pub no_env: bool,
     pub home: PathBuf,
+    /// The JWKS every agent identity is verified against, when configured.
+    pub verifier: Option<Verifier>,
 }
 
 impl Context {
@@ -43,17 +45,22 @@ impl Context {
                     )
                 })?,
         };
+        let verifier = cli.jwks.verifier(&env)?;
         Ok(Context {
             env,
             profile,
             backend,
             no_env: cli.no_env,
             home,
+            verifier,
         })
     }
 
     pub fn resolver(&self) -> Resolver<'_> {
-        let r = Resolver::new(&self.env);
+        let mut r = Resolver::new(&self.env);
+        if let Some(v) = &self.verifier {
+            r = r.with_verifier(v);
+        }
         if self.no_env {
             r.without_env()
         } else {

@@ -2,6 +2,7 @@
 //! prints data to stdout and messages to stderr, and returns an exit code;
 //! errors map to exit codes in one place ([`credstore::Error::exit_code`]).
 
+mod agent;
 mod commands;
 mod context;
 mod report;
@@ -31,6 +32,9 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_env: bool,
 
+    #[command(flatten)]
+    pub jwks: agent::JwksArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -50,6 +54,17 @@ pub enum Command {
     },
     /// Print the active credential's raw token on stdout, for scripts
     Token,
+    /// Print the `AgentAssertion …` header value for the active agent identity
+    Assertion(agent::AssertionArgs),
+    /// Print the request headers for the active credential (`Name: value`)
+    Headers(agent::HeadersArgs),
+    /// Register a task for the active agent identity and print its id
+    RegisterTask(agent::RegisterTaskArgs),
+    /// Print a shell completion script on stdout
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `login` options. The secret itself is read from stdin only, never argv.

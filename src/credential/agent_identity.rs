@@ -50,6 +50,7 @@ pub struct JwtHeader {
 /// `ZeroizeOnDrop`). `Debug` shows the claims, never the token or the key.
 pub struct AgentIdentity {
     token: SecretString,
+    origin: String,
     header: JwtHeader,
     claims: Claims,
     signing_key: Box<SigningKey>,
@@ -59,6 +60,7 @@ impl std::fmt::Debug for AgentIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentIdentity")
             .field("token", &"[REDACTED]")
+            .field("origin", &self.origin)
             .field("header", &self.header)
             .field("claims", &self.claims)
             .field("signing_key", &"[REDACTED]")
@@ -111,6 +113,14 @@ impl AgentIdentity {
     /// (see [`AgentIdentity::ensure_not_expired`]); the signature is not
     /// verified (SPEC §1.3).
     pub fn parse(input: &[u8], origin: &str) -> Result<AgentIdentity> {
+        let parsed = Self::parse_inner(input, origin);
+        // Key bytes passed through stack temporaries on the way into the box.
+        crate::secret::scrub_stack();
+        parsed
+    }
+
+    #[inline(never)]
+    fn parse_inner(input: &[u8], origin: &str) -> Result<AgentIdentity> {
         let invalid = |reason: String| Error::InvalidCredential {
             kind: "agent identity",
             origin: origin.to_string(),
@@ -197,6 +207,7 @@ impl AgentIdentity {
         let token = std::str::from_utf8(token).map_err(|_| invalid("it is not ASCII".into()))?;
         Ok(AgentIdentity {
             token: secret_string(token),
+            origin: origin.to_string(),
             header,
             claims,
             signing_key,
@@ -206,6 +217,12 @@ impl AgentIdentity {
     /// The non-secret claims.
     pub fn claims(&self) -> &Claims {
         &self.claims
+    }
+
+    /// Where this identity came from (an env variable, stdin, a path), as
+    /// given to [`AgentIdentity::parse`]; used in error messages.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The JWS header.

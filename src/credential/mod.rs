@@ -9,6 +9,10 @@ pub(crate) mod claim;
 pub use agent_identity::{AgentIdentity, Claims, JwtHeader};
 pub use api_key::ApiKey;
 
+/// Test tokens (`tests/common/tokens.rs`), shared with other modules' tests.
+#[cfg(test)]
+pub(crate) use agent_identity::tokens;
+
 use crate::error::Result;
 
 /// Largest agent identity accepted, after trimming (SPEC §1.1).

@@ -3,6 +3,7 @@
 //! home, bytes on stdin, and the exit code, stdout and stderr back.
 #![allow(dead_code)]
 
+pub mod authapi;
 pub mod conformance;
 pub mod tokens;
 

@@ -8,6 +8,7 @@ use base64::Engine;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// A fixed instant for tests that need one (2027-01-15).
 pub const NOW: i64 = 1_800_000_000;
@@ -20,12 +21,20 @@ pub fn real_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Builds agent identity JWTs with a fresh random Ed25519 key.
+/// Signs a JWS signing input (`header.payload`) with an issuer's key and
+/// returns the raw signature bytes (RS256: PKCS#1 v1.5; ES256: fixed r||s;
+/// EdDSA: 64 bytes).
+pub type SignFn = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
+/// Builds agent identity JWTs with a fresh random Ed25519 key. By default
+/// the token is signed (EdDSA) with the agent's own key; [`Self::signed_by`]
+/// signs it with an issuer's key instead, for JWKS tests.
 #[derive(Clone)]
 pub struct TokenBuilder {
     key: SigningKey,
     header: Map<String, Value>,
     claims: Map<String, Value>,
+    issuer_signer: Option<SignFn>,
 }
 
 impl Default for TokenBuilder {
@@ -60,7 +69,20 @@ impl TokenBuilder {
             key,
             header: header.as_object().cloned().unwrap_or_default(),
             claims: claims.as_object().cloned().unwrap_or_default(),
+            issuer_signer: None,
         }
+    }
+
+    /// Signs with an issuer's key: sets the header's `alg` and `kid` (no
+    /// `kid` when `None`) and uses `sign` for the signature.
+    pub fn signed_by(mut self, alg: &str, kid: Option<&str>, sign: SignFn) -> Self {
+        self.header.insert("alg".into(), json!(alg));
+        match kid {
+            Some(k) => self.header.insert("kid".into(), json!(k)),
+            None => self.header.remove("kid"),
+        };
+        self.issuer_signer = Some(sign);
+        self
     }
 
     /// Sets (or replaces) a claim.
@@ -131,7 +153,10 @@ impl TokenBuilder {
             URL_SAFE_NO_PAD.encode(header),
             URL_SAFE_NO_PAD.encode(payload)
         );
-        let sig = self.key.sign(signing_input.as_bytes());
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+        let sig = match &self.issuer_signer {
+            Some(sign) => sign(signing_input.as_bytes()),
+            None => self.key.sign(signing_input.as_bytes()).to_bytes().to_vec(),
+        };
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
     }
 }

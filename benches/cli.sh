@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Process-level cost of the CLI as scripts use it: N runs of `token`
+# (file backend and env) and of `login` (file backend, with fsyncs).
+# Usage: benches/cli.sh [N]   (builds the release binary first)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-200}
+cargo build --release --quiet
+bin=./target/release/credstore
+home=$(mktemp -d)
+trap 'rm -rf "$home"' EXIT
+export CREDSTORE_HOME="$home/store"
+token_file=examples/demo-agent-identity.jwt
+"$bin" login --with-agent-identity --backend file < "$token_file" 2>/dev/null
+
+per_run() { # label, command...
+  local label=$1; shift
+  local start end
+  start=$(date +%s%N)
+  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1; done
+  end=$(date +%s%N)
+  printf '%-48s %8.2f ms/run (%d runs)\n' "$label" "$(echo "($end - $start) / 1000000 / $n" | bc -l)" "$n"
+}
+
+per_run "token (file backend)" "$bin" token --backend file
+per_run "token (CREDSTORE_AGENT_IDENTITY_FILE)" env CREDSTORE_AGENT_IDENTITY_FILE="$token_file" "$bin" token
+per_run "status --json (file backend)" "$bin" status --json --backend file
+per_run "login (file backend, fsync + rename)" sh -c "\"$bin\" login --with-agent-identity --backend file < $token_file"
+rss=$( { /usr/bin/time -f '%M' "$bin" token --backend file >/dev/null; } 2>&1 | tail -1 )
+echo "peak RSS of token: ${rss} KiB"

@@ -1,0 +1,199 @@
+//! Request headers for the active credential (SPEC §7).
+
+use super::assertion::AgentAssertion;
+use crate::credential::{unix_now, AgentIdentity, Credential};
+use crate::error::{Error, Result};
+use crate::secret::secret_string;
+use secrecy::{ExposeSecret, SecretString};
+
+/// `Authorization`.
+pub const AUTHORIZATION_HEADER: &str = "Authorization";
+/// `ChatGPT-Account-ID`, the agent identity's `account_id`.
+pub const ACCOUNT_ID_HEADER: &str = "ChatGPT-Account-ID";
+/// `X-OpenAI-Fedramp`, sent as `true` for a FedRAMP account.
+pub const FEDRAMP_HEADER: &str = "X-OpenAI-Fedramp";
+
+/// The headers a request needs, in order. The `Authorization` value is a
+/// secret (an API key or an assertion): `Debug` redacts it, and
+/// [`RequestHeaders::iter`] is the one way to read the values.
+pub struct RequestHeaders {
+    entries: Vec<(&'static str, SecretString)>,
+}
+
+impl std::fmt::Debug for RequestHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_map();
+        for (name, value) in &self.entries {
+            if *name == AUTHORIZATION_HEADER {
+                m.entry(name, &"[REDACTED]");
+            } else {
+                m.entry(name, &value.expose_secret());
+            }
+        }
+        m.finish()
+    }
+}
+
+impl RequestHeaders {
+    /// `Authorization: Bearer <key>`, for an API key.
+    fn bearer(key: &str) -> RequestHeaders {
+        let mut value = zeroize::Zeroizing::new(String::with_capacity(7 + key.len()));
+        value.push_str("Bearer ");
+        value.push_str(key);
+        RequestHeaders {
+            entries: vec![(AUTHORIZATION_HEADER, secret_string(&value))],
+        }
+    }
+
+    /// The headers for an agent identity and its signed assertion.
+    fn agent(assertion: &AgentAssertion, account_id: &str, fedramp: bool) -> RequestHeaders {
+        let mut entries = vec![
+            (AUTHORIZATION_HEADER, secret_string(assertion.expose())),
+            (ACCOUNT_ID_HEADER, secret_string(account_id)),
+        ];
+        if fedramp {
+            entries.push((FEDRAMP_HEADER, secret_string("true")));
+        }
+        RequestHeaders { entries }
+    }
+
+    /// `(name, value)` pairs in order. This exposes the secret values.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        self.entries
+            .iter()
+            .map(|(name, value)| (*name, value.expose_secret()))
+    }
+
+    /// The value of `name` (ASCII case-insensitive), if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// How many headers there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none (never, for a built value).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl Credential {
+    /// The request headers for this credential, signed now (SPEC §7):
+    /// `Authorization: Bearer <key>` for an API key; for an agent identity
+    /// `Authorization: AgentAssertion …`, `ChatGPT-Account-ID`, and
+    /// `X-OpenAI-Fedramp: true` when the account is FedRAMP.
+    ///
+    /// An agent identity needs `task_id` (without one: [`Error::Usage`],
+    /// exit 2; an API key ignores it). An expired identity is refused.
+    pub fn request_headers(&self, task_id: Option<&str>) -> Result<RequestHeaders> {
+        self.request_headers_at(task_id, unix_now())
+    }
+
+    /// [`Credential::request_headers`] with the assertion signed at
+    /// `timestamp` (seconds since the epoch).
+    pub fn request_headers_at(
+        &self,
+        task_id: Option<&str>,
+        timestamp: i64,
+    ) -> Result<RequestHeaders> {
+        match self {
+            Credential::ApiKey(key) => Ok(RequestHeaders::bearer(key.expose())),
+            Credential::AgentIdentity(id) => {
+                let task_id = task_id.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "the agent identity from {} needs a task id for request headers: pass --task-id ID (get one with `credstore register-task`)",
+                        id.origin()
+                    ))
+                })?;
+                id.request_headers_at(task_id, timestamp)
+            }
+        }
+    }
+}
+
+impl AgentIdentity {
+    /// The request headers for this identity and `task_id`, signed now:
+    /// `Authorization: AgentAssertion …`, `ChatGPT-Account-ID`, and
+    /// `X-OpenAI-Fedramp: true` for a FedRAMP account.
+    pub fn request_headers(&self, task_id: &str) -> Result<RequestHeaders> {
+        self.request_headers_at(task_id, unix_now())
+    }
+
+    /// [`AgentIdentity::request_headers`] signed at `timestamp`.
+    pub fn request_headers_at(&self, task_id: &str, timestamp: i64) -> Result<RequestHeaders> {
+        let assertion = self.assertion_at(task_id, timestamp)?;
+        let claims = self.claims();
+        Ok(RequestHeaders::agent(
+            &assertion,
+            &claims.account_id,
+            claims.fedramp,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::tokens::{TokenBuilder, NOW};
+    use crate::credential::AuthMode;
+    use serde_json::json;
+
+    fn agent(b: &TokenBuilder) -> Credential {
+        Credential::parse(AuthMode::AgentIdentity, b.build().as_bytes(), "test").unwrap()
+    }
+
+    #[test]
+    fn api_key_gives_bearer_only() {
+        let c = Credential::parse(AuthMode::ApiKey, b"sk-test-123", "test").unwrap();
+        let h = c.request_headers(None).unwrap();
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            vec![("Authorization", "Bearer sk-test-123")]
+        );
+        // A task id is ignored for an API key.
+        assert_eq!(c.request_headers(Some("t")).unwrap().len(), 1);
+        assert!(!format!("{h:?}").contains("sk-test-123"));
+    }
+
+    #[test]
+    fn agent_identity_headers() {
+        let b = TokenBuilder::new().claim("exp", json!(NOW + 3600));
+        let c = agent(&b);
+        let h = c.request_headers_at(Some("task-9"), NOW).unwrap();
+        let names: Vec<_> = h.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["Authorization", "ChatGPT-Account-ID"]);
+        let expected = c
+            .agent_identity()
+            .unwrap()
+            .assertion_at("task-9", NOW)
+            .unwrap();
+        // Ed25519 is deterministic: same message, same signature.
+        assert_eq!(h.get("authorization"), Some(expected.expose()));
+        assert_eq!(h.get("ChatGPT-Account-ID"), Some("acct-test-1"));
+        assert_eq!(h.get(FEDRAMP_HEADER), None);
+        let dbg = format!("{h:?}");
+        assert!(dbg.contains("acct-test-1") && !dbg.contains(expected.expose()));
+    }
+
+    #[test]
+    fn fedramp_adds_header() {
+        let b = TokenBuilder::new().claim("chatgpt_account_is_fedramp", json!(true));
+        let h = agent(&b).request_headers(Some("t")).unwrap();
+        assert_eq!(h.get("X-OpenAI-Fedramp"), Some("true"));
+        assert_eq!(h.len(), 3);
+    }
+
+    #[test]
+    fn agent_identity_without_task_id_is_a_usage_error() {
+        let e = agent(&TokenBuilder::new())
+            .request_headers(None)
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--task-id"), "{e}");
+    }
+}

@@ -1,0 +1,208 @@
+//! The agent runtime commands (SPEC §7): `assertion`, `headers`,
+//! `register-task`; and the JWKS options (SPEC §1.3) that apply to every
+//! agent identity a command uses.
+
+use super::commands::not_logged_in;
+use super::context::Context;
+use clap::Args;
+use credstore::agent::{register_task, RegistrationConfig};
+use credstore::credential::unix_now;
+use credstore::jwks::Verifier;
+use credstore::resolve::{EnvNames, Environment, Resolved};
+use credstore::{AgentIdentity, Credential, Error, Result};
+use std::io::Write;
+use std::path::PathBuf;
+use zeroize::Zeroizing;
+
+/// Signature verification options, global to every command.
+#[derive(Debug, Args)]
+pub struct JwksArgs {
+    /// Verify every agent identity against this JSON Web Key Set (key chosen
+    /// by `kid`; RS256, ES256, EdDSA) [env: CREDSTORE_JWKS]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub jwks: Option<PathBuf>,
+
+    /// With a JWKS: require this `iss` claim
+    #[arg(long, global = true, value_name = "ISS")]
+    pub issuer: Option<String>,
+
+    /// With a JWKS: require this `aud` claim
+    #[arg(long, global = true, value_name = "AUD")]
+    pub audience: Option<String>,
+}
+
+impl JwksArgs {
+    /// The verifier the options (or `CREDSTORE_JWKS`) configure, if any.
+    /// `--issuer`/`--audience` without a JWKS is a usage error: they would
+    /// silently check nothing.
+    pub fn verifier(&self, env: &dyn Environment) -> Result<Option<Verifier>> {
+        let verifier = match &self.jwks {
+            Some(path) => Some(Verifier::from_file(path).map_err(|e| prefix_usage(e, "--jwks"))?),
+            None => Verifier::from_env(env, &EnvNames::default())?,
+        };
+        let Some(mut verifier) = verifier else {
+            if self.issuer.is_some() || self.audience.is_some() {
+                return Err(Error::Usage(
+                    "--issuer and --audience need a JWKS to verify against: pass --jwks FILE or set CREDSTORE_JWKS".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if let Some(iss) = &self.issuer {
+            verifier = verifier.with_issuer(iss.clone());
+        }
+        if let Some(aud) = &self.audience {
+            verifier = verifier.with_audience(aud.clone());
+        }
+        Ok(Some(verifier))
+    }
+}
+
+fn prefix_usage(e: Error, what: &str) -> Error {
+    match e {
+        Error::Usage(m) => Error::Usage(format!("{what}: {m}")),
+        e => e,
+    }
+}
+
+/// `assertion` options.
+#[derive(Debug, Args)]
+pub struct AssertionArgs {
+    /// The task to sign for (from `credstore register-task`)
+    #[arg(long, value_name = "ID")]
+    pub task_id: String,
+}
+
+/// `headers` options.
+#[derive(Debug, Args)]
+pub struct HeadersArgs {
+    /// The task to sign for; needed for an agent identity only
+    #[arg(long, value_name = "ID")]
+    pub task_id: Option<String>,
+    /// Print one JSON object of header name to value
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `register-task` options.
+#[derive(Debug, Args)]
+pub struct RegisterTaskArgs {
+    /// The auth API's base URL [env: CREDSTORE_AUTHAPI_BASE_URL]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+/// The active credential, refusing an expired one.
+fn active(ctx: &Context) -> Result<Resolved> {
+    let store = ctx.store()?;
+    let resolved = ctx
+        .resolver()
+        .resolve(store.as_ref(), &ctx.profile)?
+        .ok_or_else(|| not_logged_in(ctx))?;
+    resolved
+        .credential
+        .ensure_not_expired(unix_now(), &resolved.source.describe())?;
+    Ok(resolved)
+}
+
+/// The active credential's agent identity; an API key is "no credential"
+/// for these commands (exit 1, SPEC §6.1).
+fn agent_identity<'r>(resolved: &'r Resolved, command: &str) -> Result<&'r AgentIdentity> {
+    resolved.credential.agent_identity().ok_or_else(|| {
+        Error::NoCredential(format!(
+            "`credstore {command}` needs an agent identity, but the active credential ({}) is an API key; \
+             log in with `credstore login --with-agent-identity`, or use `credstore headers` for an API key",
+            resolved.source.describe()
+        ))
+    })
+}
+
+fn write_stdout(data: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(data.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing", "stdout", e))
+}
+
+/// `credstore assertion --task-id ID`: the `AgentAssertion …` value.
+pub fn assertion(ctx: &Context, args: &AssertionArgs) -> Result<u8> {
+    let resolved = active(ctx)?;
+    let identity = agent_identity(&resolved, "assertion")?;
+    let assertion = identity.assertion(&args.task_id)?;
+    let mut out = Zeroizing::new(String::with_capacity(assertion.expose().len() + 1));
+    out.push_str(assertion.expose());
+    out.push('\n');
+    write_stdout(&out)?;
+    Ok(0)
+}
+
+/// `credstore headers [--task-id ID] [--json]`.
+pub fn headers(ctx: &Context, args: &HeadersArgs) -> Result<u8> {
+    let resolved = active(ctx)?;
+    let headers = resolved
+        .credential
+        .request_headers(args.task_id.as_deref())?;
+    // Sized once for the worst case (every character escaped), so the
+    // buffer never grows and leaves a stale copy of a secret behind.
+    let size: usize = headers
+        .iter()
+        .map(|(n, v)| 6 * (n.len() + v.len()) + 8)
+        .sum::<usize>()
+        + 4;
+    let mut out = Zeroizing::new(String::with_capacity(size));
+    if args.json {
+        out.push('{');
+        for (i, (name, value)) in headers.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, name);
+            out.push(':');
+            push_json_string(&mut out, value);
+        }
+        out.push_str("}\n");
+    } else {
+        for (name, value) in headers.iter() {
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(value);
+            out.push('\n');
+        }
+    }
+    write_stdout(&out)?;
+    Ok(0)
+}
+
+/// Appends `s` as a JSON string literal (at most 6 bytes per byte of `s`,
+/// plus the quotes).
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `credstore register-task [--base-url URL]`: prints the task id.
+pub fn register(ctx: &Context, args: &RegisterTaskArgs) -> Result<u8> {
+    let resolved = active(ctx)?;
+    let identity = agent_identity(&resolved, "register-task")?;
+    let config =
+        RegistrationConfig::from_env(&ctx.env, &EnvNames::default(), args.base_url.as_deref())?;
+    let task_id = register_task(identity, &config)?;
+    write_stdout(&format!("{task_id}\n"))?;
+    Ok(0)
+}
+
+/// Verifies a credential read by `login` when a JWKS is configured.
+pub fn verify_login(ctx: &Context, credential: &Credential) -> Result<()> {
+    match &ctx.verifier {
+        Some(v) => v.verify_credential(credential),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,363 @@
+//! Verifying an agent identity's JWT signature against a JWKS (SPEC §1.3).
+//!
+//! By default credstore does not check the signature (the issuer's server
+//! checks what is presented to it). With a JWKS configured — `--jwks FILE`
+//! or `CREDSTORE_JWKS=FILE` — every agent identity used is verified: the
+//! key is chosen by the header's `kid`; RS256, ES256 and EdDSA are accepted
+//! and nothing else (`alg: none` above all); `iss` and `aud` must match when
+//! an issuer or audience is required.
+//!
+//! The signature check is `jsonwebtoken`'s, with its RustCrypto provider
+//! named explicitly (no process-wide default). Only the signature is handed
+//! to it: the payload was already decoded once, into wiped buffers, by
+//! [`AgentIdentity::parse`], and the claims checked here are those.
+//!
+//! ```no_run
+//! use credstore::jwks::Verifier;
+//! use credstore::resolve::{ProcessEnv, Resolver};
+//! # fn main() -> credstore::Result<()> {
+//! let verifier = Verifier::from_file("/etc/credstore/jwks.json".as_ref())?
+//!     .with_issuer("https://auth.example.com")
+//!     .with_audience("agents");
+//! let env = ProcessEnv;
+//! let resolver = Resolver::new(&env).with_verifier(&verifier);
+//! # let _ = resolver; Ok(()) }
+//! ```
+
+use crate::credential::{AgentIdentity, Credential};
+use crate::error::{Error, Result};
+use crate::resolve::{non_blank, EnvNames, Environment};
+use crate::secret::{read_bounded, ReadError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use std::path::Path;
+
+/// The JWS algorithms accepted with a JWKS.
+pub const ACCEPTED_ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+
+/// Smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// A JWKS and the claims it requires; checks agent identities against it.
+#[derive(Clone)]
+pub struct Verifier {
+    keys: JwkSet,
+    source: String,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("source", &self.source)
+            .field("keys", &self.keys.keys.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+/// Shows an untrusted string in a message: quoted, escaped, and cut short.
+fn shown(s: &str) -> String {
+    let cut: String = s.chars().take(100).collect();
+    if cut.len() < s.len() {
+        format!("{cut:?}…")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
+impl Verifier {
+    /// Parses a JWK set (`{"keys": [...]}`); `source` names it in messages.
+    /// Not a JWK set, or one without keys: a usage error (exit 2).
+    pub fn from_jwks_json(json: &[u8], source: &str) -> Result<Verifier> {
+        let keys: JwkSet = serde_json::from_slice(json).map_err(|e| {
+            Error::Usage(format!(
+                "the JWKS {source} is not a JSON Web Key Set ({{\"keys\": [...]}}): line {}, column {}",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if keys.keys.is_empty() {
+            return Err(Error::Usage(format!("the JWKS {source} has no keys")));
+        }
+        Ok(Verifier {
+            keys,
+            source: source.to_string(),
+            issuer: None,
+            audience: None,
+        })
+    }
+
+    /// Reads a JWK set from `path` (at most 64 KiB). A file that cannot be
+    /// read or parsed is a usage error (exit 2) naming the path.
+    pub fn from_file(path: &Path) -> Result<Verifier> {
+        let unreadable = |why: String| {
+            Error::Usage(format!(
+                "the JWKS file {} cannot be read: {why}",
+                path.display()
+            ))
+        };
+        let mut f = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+        let bytes = read_bounded(&mut f).map_err(|e| match e {
+            ReadError::TooLarge => unreadable("it is larger than 64 KiB".into()),
+            ReadError::Io(e) => unreadable(e.to_string()),
+        })?;
+        Verifier::from_jwks_json(&bytes, &path.display().to_string())
+    }
+
+    /// The verifier configured by `{PREFIX}_JWKS` (a path), if set.
+    pub fn from_env(env: &dyn Environment, names: &EnvNames) -> Result<Option<Verifier>> {
+        let var = names.name("JWKS");
+        match non_blank(env, &var) {
+            None => Ok(None),
+            Some(path) => Verifier::from_file(Path::new(path.trim()))
+                .map(Some)
+                .map_err(|e| match e {
+                    Error::Usage(m) => Error::Usage(format!("{var}: {m}")),
+                    e => e,
+                }),
+        }
+    }
+
+    /// Requires `iss` to equal `issuer`.
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Verifier {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Requires `aud` to equal `audience`.
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Verifier {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Where the JWKS came from (its path).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Verifies an agent identity; an API key passes (it has no signature).
+    pub fn verify_credential(&self, credential: &Credential) -> Result<()> {
+        match credential.agent_identity() {
+            Some(id) => self.verify(id),
+            None => Ok(()),
+        }
+    }
+
+    /// Verifies `identity`'s signature and the required claims. Each failure
+    /// is an [`Error::Verification`] (exit 3) that says what failed.
+    pub fn verify(&self, identity: &AgentIdentity) -> Result<()> {
+        self.check(identity).map_err(|reason| Error::Verification {
+            origin: identity.origin().to_string(),
+            jwks: self.source.clone(),
+            reason,
+        })
+    }
+
+    fn check(&self, identity: &AgentIdentity) -> std::result::Result<(), String> {
+        let header = identity.header();
+        let alg = match header.alg.as_str() {
+            "RS256" => Algorithm::RS256,
+            "ES256" => Algorithm::ES256,
+            "EdDSA" => Algorithm::EdDSA,
+            a if a.eq_ignore_ascii_case("none") => {
+                return Err(format!(
+                    "its header says alg {} (an unsigned token), which is refused; accepted: RS256, ES256, EdDSA",
+                    shown(a)
+                ))
+            }
+            a => {
+                return Err(format!(
+                    "its header's alg {} is not accepted; accepted: RS256, ES256, EdDSA",
+                    shown(a)
+                ))
+            }
+        };
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or("its header has no `kid`; with a JWKS the key is chosen by kid")?;
+        let mut matching = self
+            .keys
+            .keys
+            .iter()
+            .filter(|k| k.common.key_id.as_deref() == Some(kid));
+        let jwk = matching
+            .next()
+            .ok_or_else(|| format!("no key in the JWKS has kid {}", shown(kid)))?;
+        if matching.next().is_some() {
+            return Err(format!(
+                "more than one key in the JWKS has kid {}; kids must be unique",
+                shown(kid)
+            ));
+        }
+        check_key_fits(jwk, alg, &header.alg)
+            .map_err(|why| format!("key {}: {why}", shown(kid)))?;
+
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|e| format!("key {} is malformed: {e}", shown(kid)))?;
+        let verifier =
+            (jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory)(&alg, &key)
+                .map_err(|e| format!("key {} cannot verify {}: {e}", shown(kid), header.alg))?;
+        let token = identity.expose_token();
+        let (signing_input, signature) = token.rsplit_once('.').ok_or("it is not a compact JWS")?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| "its signature is not base64url".to_string())?;
+        verifier
+            .verify(signing_input.as_bytes(), &signature)
+            .map_err(|_| {
+                format!(
+                    "the signature does not match key {} ({}); the token was not issued by this JWKS's owner or was altered",
+                    shown(kid),
+                    header.alg
+                )
+            })?;
+
+        let claims = identity.claims();
+        check_claim("iss", self.issuer.as_deref(), claims.issuer.as_deref())?;
+        check_claim("aud", self.audience.as_deref(), claims.audience.as_deref())?;
+        Ok(())
+    }
+}
+
+/// The key must be meant for signatures, for this algorithm, and of the
+/// matching type and size — so a key is never used for what it is not.
+fn check_key_fits(jwk: &Jwk, alg: Algorithm, alg_name: &str) -> std::result::Result<(), String> {
+    if let Some(u) = &jwk.common.public_key_use {
+        if *u != PublicKeyUse::Signature {
+            return Err("its `use` is not `sig`".into());
+        }
+    }
+    if let Some(ops) = &jwk.common.key_operations {
+        if !ops.contains(&KeyOperations::Verify) {
+            return Err("its `key_ops` do not include `verify`".into());
+        }
+    }
+    if let Some(key_alg) = jwk.common.key_algorithm {
+        let same = matches!(
+            (key_alg, alg),
+            (KeyAlgorithm::RS256, Algorithm::RS256)
+                | (KeyAlgorithm::ES256, Algorithm::ES256)
+                | (KeyAlgorithm::EdDSA, Algorithm::EdDSA)
+        );
+        if !same {
+            return Err(format!(
+                "it is for alg {key_alg:?}, but the token's header says {alg_name}"
+            ));
+        }
+    }
+    match (&jwk.algorithm, alg) {
+        (AlgorithmParameters::RSA(rsa), Algorithm::RS256) => {
+            let n = URL_SAFE_NO_PAD
+                .decode(rsa.n.trim_end_matches('='))
+                .map_err(|_| "its modulus `n` is not base64url".to_string())?;
+            let bits = modulus_bits(&n);
+            if bits < MIN_RSA_BITS {
+                return Err(format!(
+                    "its RSA modulus has {bits} bits; at least {MIN_RSA_BITS} are required"
+                ));
+            }
+            Ok(())
+        }
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256)
+            if ec.curve == EllipticCurve::P256 =>
+        {
+            Ok(())
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA)
+            if okp.curve == EllipticCurve::Ed25519 =>
+        {
+            Ok(())
+        }
+        (params, _) => Err(format!(
+            "it is {}, but {alg_name} needs {}",
+            describe_key(params),
+            match alg {
+                Algorithm::RS256 => "an RSA key",
+                Algorithm::ES256 => "an EC key on curve P-256",
+                _ => "an OKP key on curve Ed25519",
+            }
+        )),
+    }
+}
+
+fn describe_key(params: &AlgorithmParameters) -> String {
+    match params {
+        AlgorithmParameters::RSA(_) => "an RSA key".into(),
+        AlgorithmParameters::EllipticCurve(ec) => format!("an EC key on curve {:?}", ec.curve),
+        AlgorithmParameters::OctetKeyPair(okp) => format!("an OKP key on curve {:?}", okp.curve),
+        AlgorithmParameters::OctetKey(_) => "a symmetric (oct) key".into(),
+        _ => "a key of an unsupported or malformed type".into(),
+    }
+}
+
+fn modulus_bits(n: &[u8]) -> usize {
+    match n.iter().position(|&b| b != 0) {
+        None => 0,
+        Some(i) => (n.len() - i) * 8 - n[i].leading_zeros() as usize,
+    }
+}
+
+fn check_claim(
+    name: &str,
+    required: Option<&str>,
+    actual: Option<&str>,
+) -> std::result::Result<(), String> {
+    match (required, actual) {
+        (None, _) => Ok(()),
+        (Some(want), Some(got)) if want == got => Ok(()),
+        (Some(want), Some(got)) => Err(format!(
+            "claim `{name}` is {}, but {} is required",
+            shown(got),
+            shown(want)
+        )),
+        (Some(want), None) => Err(format!(
+            "claim `{name}` is missing or not a string, but {} is required",
+            shown(want)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modulus_bits_counts_from_the_top_bit() {
+        assert_eq!(modulus_bits(&[]), 0);
+        assert_eq!(modulus_bits(&[0, 0]), 0);
+        assert_eq!(modulus_bits(&[0, 1]), 1);
+        assert_eq!(modulus_bits(&[0x80, 0]), 16);
+        let mut n = vec![0u8; 256];
+        n[0] = 0x80;
+        assert_eq!(modulus_bits(&n), 2048);
+        n[0] = 0x7f;
+        assert_eq!(modulus_bits(&n), 2047);
+    }
+
+    #[test]
+    fn malformed_jwks_is_a_usage_error() {
+        for bad in [&b"not json"[..], b"{}", b"{\"keys\": []}", b"[]"] {
+            let e = Verifier::from_jwks_json(bad, "test.json").unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{e}");
+            assert!(e.to_string().contains("test.json"), "{e}");
+        }
+        let e = Verifier::from_file(Path::new("/nonexistent/credstore-jwks.json")).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("/nonexistent/credstore-jwks.json"));
+    }
+
+    #[test]
+    fn untrusted_strings_are_escaped_and_cut() {
+        assert_eq!(shown("a\u{1b}b"), "\"a\\u{1b}b\"");
+        let long = "k".repeat(500);
+        assert!(shown(&long).len() < 110);
+    }
+}
