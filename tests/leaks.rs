@@ -72,10 +72,10 @@ impl Canary {
         }
     }
 
-    /// Every `WINDOW`-byte piece of every secret form.
-    fn windows(&self) -> HashSet<Vec<u8>> {
+    /// Every `WINDOW`-byte piece of every secret form (from `skip` on).
+    fn windows(&self, skip: usize) -> HashSet<Vec<u8>> {
         let mut set = HashSet::new();
-        for (_, s) in &self.forms {
+        for (_, s) in &self.forms[skip..] {
             assert!(s.len() >= WINDOW);
             for w in s.as_bytes().windows(WINDOW) {
                 set.insert(w.to_vec());
@@ -86,10 +86,23 @@ impl Canary {
 
     /// Panics when `text` holds any secret form or a piece of one.
     fn assert_absent(&self, text: &str, what: &str) {
+        self.assert_absent_pieces_from(text, what, 0);
+    }
+
+    /// For a signed output (`assertion`, `headers` of an agent identity,
+    /// which SPEC §8.2 exempts): no whole secret, and no piece of the key
+    /// in any form. Pieces of the token itself are not checked there: the
+    /// assertion is base64url JSON that starts, like the token's payload,
+    /// with `{"agent_runtime_id":…`, public text whose encoding coincides.
+    fn assert_absent_signed(&self, text: &str, what: &str) {
+        self.assert_absent_pieces_from(text, what, 2);
+    }
+
+    fn assert_absent_pieces_from(&self, text: &str, what: &str, skip: usize) {
         for (name, s) in &self.forms {
             assert!(!text.contains(s.as_str()), "{what}: the {name} leaked");
         }
-        let windows = self.windows();
+        let windows = self.windows(skip);
         if let Some(pos) = text
             .as_bytes()
             .windows(WINDOW)
@@ -137,8 +150,11 @@ struct Case {
     env: Vec<(&'static str, String)>,
     stdin: String,
     code: i32,
-    /// `token` success: stdout must be exactly this and a newline.
+    /// `token` (and `headers` for an API key) success: stdout must be
+    /// exactly this and a newline.
     token_out: Option<String>,
+    /// `assertion` / `headers` success: stdout is a signed value.
+    signed: bool,
 }
 
 fn case(name: &'static str, args: &[&'static str], code: i32) -> Case {
@@ -150,6 +166,7 @@ fn case(name: &'static str, args: &[&'static str], code: i32) -> Case {
         stdin: String::new(),
         code,
         token_out: None,
+        signed: false,
     }
 }
 
@@ -164,6 +181,10 @@ impl Case {
     }
     fn stdin(mut self, s: impl Into<String>) -> Case {
         self.stdin = s.into();
+        self
+    }
+    fn signed(mut self) -> Case {
+        self.signed = true;
         self
     }
     fn prints_token(mut self, t: &str) -> Case {
@@ -189,7 +210,7 @@ fn broken(token: &str) -> String {
     String::from_utf8(b).expect("ascii")
 }
 
-fn cases(c: &Canary, files: &Path) -> Vec<Case> {
+fn cases(c: &Canary, files: &Path, authapi: &str) -> Vec<Case> {
     let t = &c.token;
     let k = &c.api_key;
     let with_bad_type = TokenBuilder::new()
@@ -202,6 +223,15 @@ fn cases(c: &Canary, files: &Path) -> Vec<Case> {
     std::fs::write(&key_file, format!("{k}\n")).unwrap();
     std::fs::write(&broken_file, broken(t)).unwrap();
     let p = |p: &Path| p.display().to_string();
+    // A JWKS of another key: the canary (no `kid`) fails verification.
+    let jwks = files.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"other","x":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]}"#,
+    )
+    .unwrap();
+    let jwks_arg: &'static str = Box::leak(p(&jwks).into_boxed_str());
+    let authapi: &'static str = Box::leak(authapi.to_string().into_boxed_str());
     let login_a = ["login", "--with-agent-identity", "--backend", "file"];
     let login_k = ["login", "--with-api-key", "--backend", "file"];
     vec![
@@ -355,6 +385,115 @@ fn cases(c: &Canary, files: &Path) -> Vec<Case> {
             .stored(key_doc(k))
             .env("CREDSTORE_AGENT_IDENTITY", t.clone()),
         case("logout corrupt store", &["logout"], 0).stored(format!("{{\"api_key\":\"{k}")),
+        // assertion, headers, register-task, completions
+        case("assertion", &["assertion", "--task-id", "task-1"], 0)
+            .stored(agent_doc(t))
+            .signed(),
+        case("assertion env", &["assertion", "--task-id", "task-1"], 0)
+            .env("CREDSTORE_AGENT_IDENTITY", t.clone())
+            .signed(),
+        case("assertion no task id", &["assertion"], 2).stored(agent_doc(t)),
+        case(
+            "assertion bad task id",
+            &["assertion", "--task-id", "a b\n"],
+            2,
+        )
+        .stored(agent_doc(t)),
+        case(
+            "assertion api key",
+            &["assertion", "--task-id", "task-1"],
+            1,
+        )
+        .stored(key_doc(k)),
+        case(
+            "assertion expired",
+            &["assertion", "--task-id", "task-1"],
+            3,
+        )
+        .stored(agent_doc(&c.expired)),
+        case(
+            "assertion invalid env",
+            &["assertion", "--task-id", "task-1"],
+            3,
+        )
+        .env("CREDSTORE_AGENT_IDENTITY", broken(t)),
+        case(
+            "assertion nothing",
+            &["assertion", "--task-id", "task-1"],
+            1,
+        ),
+        case("headers agent", &["headers", "--task-id", "task-1"], 0)
+            .stored(agent_doc(t))
+            .signed(),
+        case(
+            "headers --json agent",
+            &["headers", "--task-id", "task-1", "--json"],
+            0,
+        )
+        .stored(agent_doc(t))
+        .signed(),
+        case("headers agent no task id", &["headers"], 2).stored(agent_doc(t)),
+        case("headers api key", &["headers"], 0)
+            .stored(key_doc(k))
+            .prints_token(&format!("Authorization: Bearer {k}")),
+        case("headers expired", &["headers", "--task-id", "task-1"], 3)
+            .stored(agent_doc(&c.expired)),
+        case("headers corrupt store", &["headers"], 4).stored(format!("{{\"api_key\":\"{k}\"")),
+        case(
+            "register-task",
+            &["register-task", "--base-url", authapi],
+            0,
+        )
+        .stored(agent_doc(t))
+        .prints_token("task-from-local-authapi"),
+        case(
+            "register-task unreachable",
+            &["register-task", "--base-url", "http://127.0.0.1:9"],
+            4,
+        )
+        .stored(agent_doc(t)),
+        case("register-task key in base URL", &["register-task"], 2)
+            .stored(agent_doc(t))
+            .env(
+                "CREDSTORE_AUTHAPI_BASE_URL",
+                format!("https://agent:{k}@auth.example"),
+            ),
+        case("register-task no base URL", &["register-task"], 2).stored(agent_doc(t)),
+        case(
+            "register-task api key",
+            &["register-task", "--base-url", authapi],
+            1,
+        )
+        .stored(key_doc(k)),
+        case(
+            "register-task expired",
+            &["register-task", "--base-url", authapi],
+            3,
+        )
+        .stored(agent_doc(&c.expired)),
+        case("completions", &["completions", "bash"], 0),
+        case("completions bad shell", &["completions", "nope"], 2),
+        // JWKS verification failures carry no secret either.
+        case(
+            "status --jwks other key",
+            &["status", "--jwks", jwks_arg],
+            3,
+        )
+        .stored(agent_doc(t)),
+        case("token --jwks other key", &["token", "--jwks", jwks_arg], 3)
+            .env("CREDSTORE_AGENT_IDENTITY", t.clone()),
+        case(
+            "login --jwks other key",
+            &["login", "--with-agent-identity", "--jwks", jwks_arg],
+            3,
+        )
+        .stdin(t.clone()),
+        case(
+            "token --jwks missing",
+            &["token", "--jwks", "/nonexistent/jwks.json"],
+            2,
+        )
+        .stored(agent_doc(t)),
         // Secrets on the command line are refused without being echoed.
         case(
             "token as an argument",
@@ -369,7 +508,8 @@ fn cases(c: &Canary, files: &Path) -> Vec<Case> {
 fn no_command_leaks_a_secret_on_any_path() {
     let c = Canary::new();
     let files = tempfile::tempdir().unwrap();
-    let all = cases(&c, files.path());
+    let authapi = local_authapi();
+    let all = cases(&c, files.path(), &authapi);
     let n = all.len();
     for case in all {
         let home = Home::new();
@@ -408,6 +548,10 @@ fn no_command_leaks_a_secret_on_any_path() {
                 assert_eq!(out.stdout, format!("{t}\n"), "{}: token stdout", case.name);
                 c.assert_absent(&out.stderr, &format!("{} (stderr)", case.name));
             }
+            None if case.signed => {
+                c.assert_absent_signed(&out.stdout, &format!("{} (stdout)", case.name));
+                c.assert_absent(&out.stderr, &format!("{} (stderr)", case.name));
+            }
             None => c.assert_output_clean(&out, case.name),
         }
         // Nothing the command wrote to the store may carry anything but the
@@ -429,6 +573,39 @@ fn no_command_leaks_a_secret_on_any_path() {
          and every {WINDOW}-character piece of them: 0 found",
         c.forms.len()
     );
+}
+
+/// A local auth API (loopback only) answering every registration with a
+/// fixed task id; it echoes nothing of the request.
+fn local_authapi() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream);
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len.min(1 << 16)];
+            let _ = reader.read_exact(&mut body);
+            let answer = r#"{"task_id":"task-from-local-authapi"}"#;
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    format!("http://{addr}")
 }
 
 #[test]
@@ -518,6 +695,27 @@ fn debug_of_every_secret_holding_type_redacts() {
     let env = MapEnv::new().with("CREDSTORE_AGENT_IDENTITY", &c.token);
     let resolved = Resolver::new(&env).from_env().unwrap().expect("resolved");
     c.assert_absent(&debug_forms(&resolved), "Resolved agent identity");
+    // The agent runtime's values: an assertion and request headers are
+    // bearer values too, so their Debug redacts them entirely.
+    let assertion = id.assertion("task-1").unwrap();
+    let dbg = debug_forms(&assertion);
+    c.assert_absent(&dbg, "AgentAssertion");
+    assert!(
+        !dbg.contains(assertion.expose()),
+        "AgentAssertion shows its value"
+    );
+    let headers = id.request_headers("task-1").unwrap();
+    let dbg = debug_forms(&headers);
+    c.assert_absent(&dbg, "RequestHeaders of an agent identity");
+    assert!(!dbg.contains(assertion.expose().split(' ').nth(1).unwrap_or("-")));
+    let key_cred = Credential::parse(AuthMode::ApiKey, c.api_key.as_bytes(), "x").unwrap();
+    let headers = key_cred.request_headers(None).unwrap();
+    c.assert_absent(&debug_forms(&headers), "RequestHeaders of an API key");
+    let session = credstore::agent::TaskSession::new(
+        std::sync::Arc::new(AgentIdentity::parse(c.token.as_bytes(), "stdin").unwrap()),
+        credstore::agent::RegistrationConfig::new("https://auth.example").unwrap(),
+    );
+    c.assert_absent(&debug_forms(&session), "TaskSession");
 }
 
 #[test]
