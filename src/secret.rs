@@ -89,6 +89,20 @@ pub fn scrub_stack() {
     std::hint::black_box(&mut area);
 }
 
+/// Runs `work` in its own stack frame, then overwrites the stack it used
+/// ([`scrub_stack`]). For every library entry point that handles key bytes:
+/// parsing a key, signing, deriving the X25519 key.
+pub fn with_stack_scrub<T>(work: impl FnOnce() -> T) -> T {
+    let out = run_in_own_frame(work);
+    scrub_stack();
+    out
+}
+
+#[inline(never)]
+fn run_in_own_frame<T>(work: impl FnOnce() -> T) -> T {
+    work()
+}
+
 /// Trims ASCII whitespace from both ends of `bytes`.
 pub fn trim_ascii(bytes: &[u8]) -> &[u8] {
     bytes.trim_ascii()

@@ -192,7 +192,6 @@ fn load_sign_drop(mode: &str, dir: &std::path::Path) {
     use credstore::profile::Profile;
     use credstore::resolve::{ProcessEnv, Resolver};
     use credstore::store::FileStore;
-    use ed25519_dalek::Signer;
 
     let credential = match mode {
         "stdin" => credstore::input::credential_from_stdin(AuthMode::AgentIdentity).unwrap(),
@@ -220,8 +219,6 @@ fn load_sign_drop(mode: &str, dir: &std::path::Path) {
         std::mem::forget(id.expose_token().to_string());
         std::mem::forget(Box::new(id.signing_key().to_bytes()));
     }
-    let sig = id.signing_key().sign(b"rt:task:2026-01-01T00:00:00Z");
-    std::hint::black_box(sig);
     // The agent runtime paths use the cached key too, and must not leave a
     // decoded copy of it (or of the token) behind either.
     let assertion = id.assertion("task-hygiene").unwrap();
@@ -234,7 +231,6 @@ fn load_sign_drop(mode: &str, dir: &std::path::Path) {
     let unopened = credstore::agent::open_sealed_task_id(id, &[7u8; 80]);
     std::hint::black_box(unopened.is_err());
     drop(credential);
-    credstore::secret::scrub_stack();
 }
 
 /// `env_start..env_end` from `/proc/self/stat` (fields 50 and 51).

@@ -7,6 +7,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod keychain;
+
 use std::fs::{File, Metadata};
 use std::io;
 use std::path::Path;

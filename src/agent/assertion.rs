@@ -131,7 +131,9 @@ impl AgentIdentity {
         let ts = format_timestamp(timestamp)?;
         let runtime = &self.claims().agent_runtime_id;
         let message = format!("{runtime}:{task_id}:{ts}");
-        let signature = self.signing_key().sign(message.as_bytes());
+        // Signing hashes the seed in stack buffers no destructor wipes.
+        let signature =
+            crate::secret::with_stack_scrub(|| self.signing_key().sign(message.as_bytes()));
         let signature = Zeroizing::new(STANDARD.encode(signature.to_bytes()));
         // Buffers are sized once up front (JSON escaping at most sextuples a
         // character) so no grown-out copy of the assertion is left behind,
@@ -165,7 +167,8 @@ impl AgentIdentity {
     pub(crate) fn registration_signature(&self, timestamp: i64) -> Result<(String, String)> {
         let ts = format_timestamp(timestamp)?;
         let message = format!("{}:{ts}", self.claims().agent_runtime_id);
-        let signature = self.signing_key().sign(message.as_bytes());
+        let signature =
+            crate::secret::with_stack_scrub(|| self.signing_key().sign(message.as_bytes()));
         Ok((ts, STANDARD.encode(signature.to_bytes())))
     }
 }

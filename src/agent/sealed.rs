@@ -31,6 +31,10 @@ pub fn open_sealed_task_id(identity: &AgentIdentity, ciphertext: &[u8]) -> Resul
 
 /// The same, with the failure as a plain reason, for the caller to wrap.
 pub(crate) fn open(identity: &AgentIdentity, ciphertext: &[u8]) -> Result<String, String> {
+    crate::secret::with_stack_scrub(|| open_in_frame(identity, ciphertext))
+}
+
+fn open_in_frame(identity: &AgentIdentity, ciphertext: &[u8]) -> Result<String, String> {
     let key = x25519_secret(identity);
     let plain = Zeroizing::new(key.unseal(ciphertext).map_err(|_| {
         "the encrypted task id does not open with this agent's key (not a sealed box to it, or corrupted)"

@@ -20,6 +20,8 @@ pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
         Command::Assertion(args) => agent::assertion(ctx, args),
         Command::Headers(args) => agent::headers(ctx, args),
         Command::RegisterTask(args) => agent::register(ctx, args),
+        Command::Migrate(args) => super::migrate::migrate(ctx, args),
+        Command::Doctor => super::doctor::doctor(ctx),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = super::Cli::command();

@@ -3,7 +3,9 @@
 use super::Cli;
 use credstore::profile::Profile;
 use credstore::resolve::{non_blank, ProcessEnv, Resolver};
-use credstore::store::{AutoStore, BackendKind, FileStore, Location, MemoryStore, Store};
+use credstore::store::{
+    AutoStore, BackendKind, FileStore, KeychainFirst, MemoryStore, Store, VaultStore,
+};
 use credstore::{Error, Result, Verifier};
 use std::path::PathBuf;
 
@@ -74,23 +76,17 @@ impl Context {
         Ok(match self.backend {
             BackendKind::File => Box::new(file),
             BackendKind::Memory => Box::new(MemoryStore::new()),
-            BackendKind::Auto => Box::new(AutoStore::new(file, Box::new(warn_plaintext_fallback))),
-            BackendKind::Keychain | BackendKind::Vault => {
-                return Err(Error::BackendUnavailable {
-                    backend: self.backend.as_str(),
-                    reason: "this build of credstore does not include it yet".into(),
-                    hint: "Use --backend file (a 0600 file under CREDSTORE_HOME) instead.".into(),
-                })
-            }
+            BackendKind::Auto => Box::new(AutoStore::new(
+                Box::new(super::backends::keychain(self)?),
+                file,
+                Box::new(super::backends::print_notice),
+            )),
+            BackendKind::Keychain => Box::new(KeychainFirst::new(
+                Box::new(super::backends::keychain(self)?),
+                file,
+                Box::new(super::backends::print_notice),
+            )),
+            BackendKind::Vault => Box::new(VaultStore::from_env(&self.env)?),
         })
     }
-}
-
-fn warn_plaintext_fallback(location: &Location) {
-    eprintln!(
-        "warning: no OS keychain is available, so the credential goes to a plaintext file: {} \
-         (mode 0600, readable by you and root). To choose explicitly, pass --backend file or \
-         --backend keychain (or set CREDSTORE_BACKEND).",
-        location.detail
-    );
 }

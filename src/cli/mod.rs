@@ -3,8 +3,11 @@
 //! errors map to exit codes in one place ([`credstore::Error::exit_code`]).
 
 mod agent;
+mod backends;
 mod commands;
 mod context;
+mod doctor;
+mod migrate;
 mod report;
 
 use clap::{Args, Parser, Subcommand};
@@ -60,6 +63,12 @@ pub enum Command {
     Headers(agent::HeadersArgs),
     /// Register a task for the active agent identity and print its id
     RegisterTask(agent::RegisterTaskArgs),
+    /// Move the profile's stored credential to another backend, verify it,
+    /// and remove it from where it was (never an environment credential)
+    Migrate(migrate::MigrateArgs),
+    /// Check every backend, the file permissions and the environment, and
+    /// say what to fix (exit 0 healthy, 1 otherwise)
+    Doctor,
     /// Print a shell completion script on stdout
     Completions {
         /// bash, zsh, fish, elvish or powershell

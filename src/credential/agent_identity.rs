@@ -113,13 +113,10 @@ impl AgentIdentity {
     /// (see [`AgentIdentity::ensure_not_expired`]); the signature is not
     /// verified (SPEC §1.3).
     pub fn parse(input: &[u8], origin: &str) -> Result<AgentIdentity> {
-        let parsed = Self::parse_inner(input, origin);
-        // Key bytes passed through stack temporaries on the way into the box.
-        crate::secret::scrub_stack();
-        parsed
+        // Key bytes pass through stack temporaries on the way into the box.
+        crate::secret::with_stack_scrub(|| Self::parse_inner(input, origin))
     }
 
-    #[inline(never)]
     fn parse_inner(input: &[u8], origin: &str) -> Result<AgentIdentity> {
         let invalid = |reason: String| Error::InvalidCredential {
             kind: "agent identity",

