@@ -471,6 +471,47 @@ fn cases(c: &Canary, files: &Path, authapi: &str) -> Vec<Case> {
             3,
         )
         .stored(agent_doc(&c.expired)),
+        // doctor and migrate
+        case("doctor stored", &["doctor"], 0).stored(agent_doc(t)),
+        case("doctor nothing", &["doctor"], 0),
+        case("doctor corrupt store", &["doctor"], 1)
+            .stored(format!("{{\"agent_identity\":\"{t}\"")),
+        case("doctor expired", &["doctor"], 1).stored(agent_doc(&c.expired)),
+        case("doctor env", &["doctor"], 0).env("CREDSTORE_AGENT_IDENTITY", t.clone()),
+        case("doctor invalid env", &["doctor"], 1).env("CREDSTORE_AGENT_IDENTITY", broken(t)),
+        case("doctor both X and X_FILE", &["doctor"], 1)
+            .env("CREDSTORE_API_KEY", k.clone())
+            .env("CREDSTORE_API_KEY_FILE", p(&key_file)),
+        case(
+            "migrate to keychain (none here)",
+            &["migrate", "--to", "keychain", "--from", "file"],
+            4,
+        )
+        .stored(agent_doc(t)),
+        case(
+            "migrate to memory",
+            &["migrate", "--to", "memory", "--from", "file"],
+            2,
+        )
+        .stored(agent_doc(t)),
+        case(
+            "migrate to vault (unconfigured)",
+            &["migrate", "--to", "vault", "--from", "file"],
+            4,
+        )
+        .stored(agent_doc(t)),
+        case(
+            "migrate nothing stored",
+            &["migrate", "--to", "keychain", "--from", "file"],
+            1,
+        ),
+        case(
+            "migrate corrupt store",
+            &["migrate", "--to", "keychain", "--from", "file"],
+            4,
+        )
+        .stored(format!("[\"{t}\"]")),
+        case("migrate bad backend", &["migrate", "--to", "floppy"], 2).stored(agent_doc(t)),
         case("completions", &["completions", "bash"], 0),
         case("completions bad shell", &["completions", "nope"], 2),
         // JWKS verification failures carry no secret either.
