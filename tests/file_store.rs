@@ -5,7 +5,7 @@
 mod common;
 
 use common::tokens::TokenBuilder;
-use common::{mode, Home};
+use common::{assert_whole, mode, Home};
 use credstore::credential::{AuthMode, Credential};
 use credstore::profile::Profile;
 use credstore::store::{FileStore, Store};
@@ -181,23 +181,6 @@ fn a_pre_created_temp_name_does_not_redirect_the_write() {
         !planted.exists() && std::fs::symlink_metadata(&planted).is_err(),
         "stale temp name swept"
     );
-}
-
-/// Every state a reader can observe must be absent, or a whole document
-/// holding one of the known tokens.
-fn assert_whole(path: &Path, known: &[String]) {
-    match std::fs::read(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => panic!("read: {e}"),
-        Ok(bytes) => {
-            let doc = StoredCredential::from_document(&bytes, "x")
-                .unwrap_or_else(|e| panic!("torn or empty file ({} bytes): {e}", bytes.len()));
-            assert!(
-                known.iter().any(|k| k == doc.expose_token()),
-                "unknown token in file"
-            );
-        }
-    }
 }
 
 #[test]

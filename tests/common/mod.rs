@@ -179,6 +179,81 @@ impl Run {
     }
 }
 
+/// What a reader finds at a credential path: nothing (`None`) or a whole
+/// stored document whose token is one of `known` (returned). Panics on a
+/// torn, empty or unknown document — the states atomic replace forbids.
+pub fn assert_whole(path: &Path, known: &[String]) -> Option<String> {
+    match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("read {}: {e}", path.display()),
+        Ok(bytes) => {
+            let doc = credstore::stored::StoredCredential::from_document(&bytes, "x")
+                .unwrap_or_else(|e| panic!("torn or empty file ({} bytes): {e}", bytes.len()));
+            let token = doc.expose_token();
+            assert!(
+                known.iter().any(|k| k == token),
+                "unknown token in file ({} bytes)",
+                bytes.len()
+            );
+            Some(token.to_string())
+        }
+    }
+}
+
+/// The names in a directory, sorted (empty when it does not exist).
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| {
+                e.expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// A small deterministic generator (SplitMix64) so that randomized tests
+/// print their seed and can be replayed exactly.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// A seed from `var` in the test's environment when set (to replay a
+    /// run), else from the clock.
+    pub fn seed_from(var: &str) -> u64 {
+        std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            })
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
 /// Mode bits of a path.
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
