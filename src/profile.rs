@@ -22,9 +22,11 @@ impl Profile {
         if ok {
             Ok(Profile(name.to_string()))
         } else {
+            // The name is not repeated: a secret pasted in the wrong place
+            // must not be echoed.
             Err(Error::Usage(format!(
-                "invalid profile name {:?}: use 1 to 64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit",
-                name.chars().take(80).collect::<String>()
+                "invalid profile name ({} characters): use 1 to 64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit",
+                name.chars().count()
             )))
         }
     }

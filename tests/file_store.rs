@@ -335,3 +335,16 @@ fn a_change_lock_holds_other_writers_off_until_released() {
     let last = store.load(&p).unwrap().unwrap();
     assert!(["sk-3", "sk-4"].contains(&last.expose_token()));
 }
+
+#[test]
+fn a_file_where_the_directory_should_be_is_named_as_such() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("home");
+    std::fs::write(&home, "").unwrap();
+    let store = FileStore::new(&home);
+    let e = store
+        .save(&Profile::default_profile(), &api_key("sk-1"))
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 4);
+    assert!(e.to_string().contains("not a directory"), "{e}");
+}

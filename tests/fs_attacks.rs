@@ -154,7 +154,6 @@ fn refused(out: &Output, path: &Path, what: &str, token: &str, ctx: &str) {
 }
 
 #[test]
-#[ignore = "bug in platform/src/lib.rs open_read_no_follow: a FIFO at the credential path blocks the reader forever in open(2); un-ignore with the fix"]
 fn a_fifo_at_the_credential_path_is_refused_without_hanging() {
     let s = Scene::new();
     let path = s.home.auth_json();

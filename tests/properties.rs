@@ -56,7 +56,11 @@ fn check_all_parsers(bytes: &[u8]) {
         Err(e) => assert_eq!(code(&e), 3, "token: {e}"),
     }
     match timed("ApiKey::parse", || ApiKey::parse(bytes, "p")) {
-        Ok(k) => assert_eq!(k.expose().as_bytes(), trimmed),
+        // A leading byte-order mark is an encoding artifact, dropped before trimming.
+        Ok(k) => {
+            let unmarked = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+            assert_eq!(k.expose().as_bytes(), unmarked.trim_ascii())
+        }
         Err(e) => assert_eq!(code(&e), 3, "api key: {e}"),
     }
     for (what, parsed) in [

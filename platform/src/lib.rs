@@ -151,9 +151,12 @@ mod imp {
     }
 
     pub fn open_read_no_follow(path: &Path) -> io::Result<File> {
+        // O_NONBLOCK: opening a FIFO planted at the path must not block
+        // (the caller then refuses anything that is not a regular file;
+        // reads of regular files ignore the flag).
         OpenOptions::new()
             .read(true)
-            .custom_flags(no_follow())
+            .custom_flags(no_follow() | OFlags::NONBLOCK.bits() as i32)
             .open(path)
     }
 

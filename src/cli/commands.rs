@@ -80,7 +80,7 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
         warnings,
     };
     if args.json {
-        println!("{}", report.to_json());
+        super::write_stdout(&format!("{}\n", report.to_json()))?;
     } else {
         eprint!("{}", login_summary(&report, ctx));
     }
@@ -188,9 +188,9 @@ fn status(ctx: &Context, json: bool) -> Result<u8> {
         warnings,
     };
     if json {
-        println!("{}", report.to_json());
+        super::write_stdout(&format!("{}\n", report.to_json()))?;
     } else {
-        print!("{}", report.to_human());
+        super::write_stdout(&report.to_human())?;
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }

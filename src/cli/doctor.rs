@@ -46,14 +46,31 @@ fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
 
+/// Appends a line to the report (written to stdout in one go at the end,
+/// so a closed stdout is an error, not a panic).
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 pub fn doctor(ctx: &Context) -> Result<u8> {
+    let mut out = String::new();
+    let result = check(ctx, &mut out);
+    super::write_stdout(&out)?;
+    result
+}
+
+fn check(ctx: &Context, out: &mut String) -> Result<u8> {
     let mut f = Findings::default();
-    println!(
+    say!(
+        out,
         "credstore doctor: profile {}, selected backend {}",
         ctx.profile,
         ctx.backend.as_str()
     );
-    println!("backends:");
+    say!(out, "backends:");
 
     // keychain
     let start = Instant::now();
@@ -67,11 +84,15 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
     let keychain_ok = probe.is_ok();
     let keychain_missing = probe.as_ref().err().is_some_and(is_not_there);
     match &probe {
-        Ok(()) => println!("  ok       keychain  {platform} answers ({})", ms(took)),
+        Ok(()) => say!(
+            out,
+            "  ok       keychain  {platform} answers ({})",
+            ms(took)
+        ),
         Err(e) if is_not_there(e) => {
-            println!("  missing  keychain  {e} ({})", ms(took))
+            say!(out, "  missing  keychain  {e} ({})", ms(took))
         }
-        Err(e) => println!("  FAILED   keychain  {e} ({})", ms(took)),
+        Err(e) => say!(out, "  FAILED   keychain  {e} ({})", ms(took)),
     }
 
     // file
@@ -82,17 +103,19 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
     let file_path = file.path(&ctx.profile);
     let file_ok = file_state.is_ok();
     match &file_state {
-        Ok(Some(_)) => println!(
+        Ok(Some(_)) => say!(
+            out,
             "  ok       file      {} holds a credential ({}, plaintext)",
             file_path.display(),
             ms(took)
         ),
-        Ok(None) => println!(
+        Ok(None) => say!(
+            out,
             "  ok       file      {} (no credential file for this profile; {})",
             ctx.home.display(),
             ms(took)
         ),
-        Err(e) => println!("  FAILED   file      {e} ({})", ms(took)),
+        Err(e) => say!(out, "  FAILED   file      {e} ({})", ms(took)),
     }
     if let Some(w) = loose_dir(&ctx.home) {
         f.warnings.push(w);
@@ -106,19 +129,26 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
         let state = VaultStore::from_env(&ctx.env).and_then(|v| v.load(&ctx.profile).map(|_| v));
         let took = start.elapsed();
         match &state {
-            Ok(v) => println!(
+            Ok(v) => say!(
+                out,
                 "  ok       vault     {} answers ({})",
                 v.describe(&ctx.profile).detail,
                 ms(took)
             ),
-            Err(e) => println!("  FAILED   vault     {e} ({})", ms(took)),
+            Err(e) => say!(out, "  FAILED   vault     {e} ({})", ms(took)),
         }
         Some(state.map(|_| ()))
     } else {
-        println!("  --       vault     not configured (VAULT_ADDR is not set)");
+        say!(
+            out,
+            "  --       vault     not configured (VAULT_ADDR is not set)"
+        );
         None
     };
-    println!("  ok       memory    always there; keeps nothing after the process exits");
+    say!(
+        out,
+        "  ok       memory    always there; keeps nothing after the process exits"
+    );
 
     // Is the selected backend usable?
     match ctx.backend {
@@ -182,12 +212,12 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
     }
 
     // environment
-    println!("environment:");
+    say!(out, "environment:");
     let mut any = false;
     for name in SHOWN {
         if let Some(v) = ctx.env.var(name) {
             any = true;
-            println!("  {name}={}", v.trim());
+            say!(out, "  {name}={}", v.trim());
         }
     }
     for name in CREDENTIAL_VARS {
@@ -198,15 +228,15 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
             } else {
                 "set"
             };
-            println!("  {name} {state}");
+            say!(out, "  {name} {state}");
         }
     }
     if !any {
-        println!("  (no credstore variables set)");
+        say!(out, "  (no credstore variables set)");
     }
 
     // The active credential: which source wins, and is it usable?
-    println!("active credential:");
+    say!(out, "active credential:");
     let resolver = ctx.resolver();
     let env_result = if ctx.no_env {
         Ok(None)
@@ -218,7 +248,7 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
         Err(e) => {
             f.problems
                 .push(format!("the environment credential is unusable: {e}"));
-            println!("  error: {e}");
+            say!(out, "  error: {e}");
             None
         }
         Ok(Some(r)) => Some(r),
@@ -231,7 +261,10 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
                 matches!(vault_state, Some(Ok(()))),
             ) =>
         {
-            println!("  unknown: the selected backend cannot be read (see above)");
+            say!(
+                out,
+                "  unknown: the selected backend cannot be read (see above)"
+            );
             unknown = true;
             None
         }
@@ -242,7 +275,7 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
                 Err(e) => {
                     f.problems
                         .push(format!("the stored credential is unusable: {e}"));
-                    println!("  error: {e}");
+                    say!(out, "  error: {e}");
                     None
                 }
             }
@@ -250,7 +283,8 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
     };
     match &active {
         None if unknown => {}
-        None => println!(
+        None => say!(
+            out,
             "  none: nothing is stored for profile {} and no credential variable is set \
              (`credstore login` stores one)",
             ctx.profile
@@ -264,7 +298,7 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
                 Source::Env { .. } => format!("environment: {} wins", r.source.describe()),
                 Source::Stored(l) => format!("{} {}", l.kind.as_str(), l.detail),
             };
-            println!("  {kind} from {winner}");
+            say!(out, "  {kind} from {winner}");
             if let Err(e) = r
                 .credential
                 .ensure_not_expired(unix_now(), &r.source.describe())
@@ -298,16 +332,16 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
     }
 
     for w in &f.warnings {
-        println!("warning: {w}");
+        say!(out, "warning: {w}");
     }
     for p in &f.problems {
-        println!("problem: {p}");
+        say!(out, "problem: {p}");
     }
     if f.problems.is_empty() {
-        println!("result: healthy");
+        say!(out, "result: healthy");
         Ok(0)
     } else {
-        println!("result: {} problem(s) to fix", f.problems.len());
+        say!(out, "result: {} problem(s) to fix", f.problems.len());
         Ok(1)
     }
 }

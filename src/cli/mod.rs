@@ -106,6 +106,15 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to stdout with 0; usage errors exit 2.
+            if e.use_stderr() && quotes_unsafe_input(&e) {
+                eprintln!(
+                    "error: {} — the argument is not repeated here in case it is a secret. \
+                     credstore never takes secrets as arguments (other users can see them in \
+                     the process list): pipe them on stdin. For more information, try '--help'.",
+                    e.kind().as_str().unwrap_or("invalid arguments")
+                );
+                return ExitCode::from(2);
+            }
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
@@ -120,9 +129,44 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Writes data to stdout; a closed or failing stdout is an I/O error
+/// (exit 4), never a panic.
+pub(crate) fn write_stdout(text: &str) -> credstore::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing", "stdout", e))
+}
+
 /// The one mapping from errors to exit codes.
 fn exit_code(e: &Error) -> u8 {
     e.exit_code()
+}
+
+/// Whether a clap error would quote an argument that might be a secret.
+/// Flag names (`--profle`) and short lowercase words (`stauts`, `tcsh`) are
+/// shown to help with typos; anything else is not repeated.
+fn quotes_unsafe_input(e: &clap::Error) -> bool {
+    use clap::error::ContextKind;
+    e.context().any(|(kind, value)| {
+        matches!(kind, ContextKind::InvalidArg | ContextKind::InvalidValue)
+            && !looks_harmless(&value.to_string())
+    })
+}
+
+fn looks_harmless(arg: &str) -> bool {
+    let flag = arg
+        .strip_prefix("--")
+        .or_else(|| arg.strip_prefix('-'))
+        .is_some_and(|name| {
+            name.len() <= 32
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    let word = arg.len() <= 12 && arg.bytes().all(|b| b.is_ascii_lowercase());
+    flag || word
 }
 
 /// argv is visible to every user on the machine: an argument that looks

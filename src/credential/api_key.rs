@@ -16,6 +16,9 @@ impl ApiKey {
             origin: origin.to_string(),
             reason,
         };
+        // A byte-order mark left by an editor at the start of a key file is
+        // an encoding artifact, not part of the key.
+        let input = input.strip_prefix("\u{feff}".as_bytes()).unwrap_or(input);
         let trimmed = input.trim_ascii();
         if trimmed.is_empty() {
             return Err(invalid("it is empty".into()));
@@ -30,12 +33,14 @@ impl ApiKey {
             .map_err(|e| invalid(format!("it is not UTF-8 (at byte {})", e.valid_up_to())))?;
         if let Some((pos, c)) = text
             .char_indices()
-            .find(|(_, c)| c.is_whitespace() || c.is_control())
+            .find(|(_, c)| c.is_whitespace() || c.is_control() || is_invisible(*c))
         {
             let what = if c.is_whitespace() {
                 "whitespace"
-            } else {
+            } else if c.is_control() {
                 "a control character"
+            } else {
+                "an invisible formatting character"
             };
             return Err(invalid(format!(
                 "it contains {what} at byte {pos}; an API key is one word"
@@ -48,6 +53,12 @@ impl ApiKey {
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
+}
+
+/// Zero-width and direction-control characters: invisible when pasted,
+/// never part of a real key.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -77,6 +88,8 @@ mod tests {
             b"sk\x01abc",
             b"sk\xffabc",
             "sk\u{a0}abc".as_bytes(),
+            "sk\u{200b}abc".as_bytes(),
+            "sk\u{feff}abc".as_bytes(),
         ] {
             let e = ApiKey::parse(bad, "stdin").unwrap_err();
             assert_eq!(e.exit_code(), 3, "{bad:?}");
@@ -86,6 +99,12 @@ mod tests {
         assert!(e.to_string().contains("limit"), "{e}");
         let max = vec![b'k'; MAX_API_KEY_BYTES];
         assert!(ApiKey::parse(&max, "stdin").is_ok());
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_not_part_of_the_key() {
+        let k = ApiKey::parse("\u{feff}sk-from-notepad\r\n".as_bytes(), "file").unwrap();
+        assert_eq!(k.expose(), "sk-from-notepad");
     }
 
     #[test]

@@ -92,6 +92,17 @@ impl FileStore {
         Ok(true)
     }
 
+    /// Creates the directory (0700) when missing; checks it either way, so
+    /// that a file in its place is reported as such.
+    fn ensure_home(&self) -> Result<()> {
+        if !self.check_home()? {
+            platform::create_private_dir_all(&self.home)
+                .map_err(|e| Error::io("creating directory", &self.home, e))?;
+            self.check_home()?;
+        }
+        Ok(())
+    }
+
     /// Refuses a symlink at `path`; tells whether a file is there.
     fn check_target(&self, path: &Path) -> Result<bool> {
         match fs::symlink_metadata(path) {
@@ -255,9 +266,7 @@ impl Store for FileStore {
     }
 
     fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<()> {
-        platform::create_private_dir_all(&self.home)
-            .map_err(|e| Error::io("creating directory", &self.home, e))?;
-        self.check_home()?;
+        self.ensure_home()?;
         let _lock = self.lock()?;
         let name = file_name(profile);
         let target = self.home.join(&name);
@@ -295,9 +304,7 @@ impl Store for FileStore {
     }
 
     fn lock_changes(&self) -> Result<ChangeLock<'_>> {
-        platform::create_private_dir_all(&self.home)
-            .map_err(|e| Error::io("creating directory", &self.home, e))?;
-        self.check_home()?;
+        self.ensure_home()?;
         let file = self.acquire_lock()?;
         let me = std::thread::current().id();
         let mut held = self.held.lock().map_err(|_| Error::Backend {
