@@ -25,3 +25,11 @@ pub fn identity() -> &'static AgentIdentity {
         AgentIdentity::parse(t.as_bytes(), "fuzz").expect("minted token parses")
     })
 }
+
+/// What an accepted API key must equal: the input without a leading
+/// byte-order mark, trimmed (SPEC §1.2).
+pub fn expected_api_key(data: &[u8]) -> &[u8] {
+    data.strip_prefix("\u{feff}".as_bytes())
+        .unwrap_or(data)
+        .trim_ascii()
+}
