@@ -106,14 +106,14 @@ fn login_summary(report: &Report, ctx: &Context) -> String {
                 "Logged in with an agent identity (profile {}).\n",
                 report.profile
             ));
-            out.push_str(&format!("  agent     {}\n", i.agent_runtime_id));
-            out.push_str(&format!("  account   {}\n", i.account_id));
-            out.push_str(&format!("  email     {}\n", i.email));
-            out.push_str(&format!("  plan      {}\n", i.plan_type));
+            out.push_str(&format!("  agent     {}\n", i.claims.agent_runtime_id));
+            out.push_str(&format!("  account   {}\n", i.claims.account_id));
+            out.push_str(&format!("  email     {}\n", i.claims.email));
+            out.push_str(&format!("  plan      {}\n", i.claims.plan_type));
             out.push_str(&format!(
                 "  expires   {} ({})\n",
-                rfc3339(i.expires_at),
-                relative(i.expires_at - unix_now())
+                rfc3339(i.claims.expires_at),
+                relative(i.claims.expires_at - unix_now())
             ));
         }
         None => out.push_str(&format!(

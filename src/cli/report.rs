@@ -1,7 +1,7 @@
 //! The status document (SPEC §6.2) and its human form. Only non-secret
 //! fields ever reach these.
 
-use credstore::credential::{rfc3339, unix_now, Credential};
+use credstore::credential::{rfc3339, unix_now, Claims, Credential};
 use credstore::resolve::Resolved;
 use credstore::store::SourceKind;
 use serde_json::{json, Value};
@@ -23,14 +23,7 @@ pub struct ReportedCredential {
 }
 
 pub struct Identity {
-    pub agent_runtime_id: String,
-    pub account_id: String,
-    pub chatgpt_user_id: String,
-    pub email: String,
-    pub plan_type: String,
-    pub fedramp: bool,
-    pub issued_at: i64,
-    pub expires_at: i64,
+    pub claims: Claims,
     pub expired: bool,
 }
 
@@ -48,16 +41,8 @@ impl ReportedCredential {
 
 fn identity(credential: &Credential, now: i64) -> Option<Identity> {
     let id = credential.agent_identity()?;
-    let c = id.claims();
     Some(Identity {
-        agent_runtime_id: c.agent_runtime_id.clone(),
-        account_id: c.account_id.clone(),
-        chatgpt_user_id: c.chatgpt_user_id.clone(),
-        email: c.email.clone(),
-        plan_type: c.plan_type.clone(),
-        fedramp: c.fedramp,
-        issued_at: c.issued_at,
-        expires_at: c.expires_at,
+        claims: id.claims().clone(),
         expired: id.is_expired_at(now),
     })
 }
@@ -67,13 +52,13 @@ pub fn expiry_warnings(identity: &Identity, now: i64) -> Option<String> {
     if identity.expired {
         Some(format!(
             "the agent identity expired at {}; get a new one and run `credstore login --with-agent-identity`",
-            rfc3339(identity.expires_at)
+            rfc3339(identity.claims.expires_at)
         ))
-    } else if identity.expires_at - now <= SOON_SECS {
+    } else if identity.claims.expires_at - now <= SOON_SECS {
         Some(format!(
             "the agent identity expires {} (at {}); get a new one soon",
-            relative(identity.expires_at - now),
-            rfc3339(identity.expires_at)
+            relative(identity.claims.expires_at - now),
+            rfc3339(identity.claims.expires_at)
         ))
     } else {
         None
@@ -109,14 +94,14 @@ impl Report {
                 "source": {"kind": r.source_kind.as_str(), "detail": r.source_detail},
                 "auth_mode": r.auth_mode,
                 "identity": r.identity.as_ref().map(|i| json!({
-                    "agent_runtime_id": i.agent_runtime_id,
-                    "account_id": i.account_id,
-                    "chatgpt_user_id": i.chatgpt_user_id,
-                    "email": i.email,
-                    "plan_type": i.plan_type,
-                    "fedramp": i.fedramp,
-                    "issued_at": rfc3339(i.issued_at),
-                    "expires_at": rfc3339(i.expires_at),
+                    "agent_runtime_id": i.claims.agent_runtime_id,
+                    "account_id": i.claims.account_id,
+                    "chatgpt_user_id": i.claims.chatgpt_user_id,
+                    "email": i.claims.email,
+                    "plan_type": i.claims.plan_type,
+                    "fedramp": i.claims.fedramp,
+                    "issued_at": rfc3339(i.claims.issued_at),
+                    "expires_at": rfc3339(i.claims.expires_at),
                     "expired": i.expired,
                 })),
                 "warnings": self.warnings,
@@ -144,20 +129,23 @@ impl Report {
             None => line("kind", "API key"),
             Some(i) => {
                 line("kind", "agent identity");
-                line("agent", &i.agent_runtime_id);
-                line("account", &i.account_id);
-                line("user", &i.chatgpt_user_id);
-                line("email", &i.email);
-                line("plan", &i.plan_type);
-                line("fedramp", if i.fedramp { "yes" } else { "no" });
-                line("issued", &rfc3339(i.issued_at));
+                line("agent", &i.claims.agent_runtime_id);
+                line("account", &i.claims.account_id);
+                line("user", &i.claims.chatgpt_user_id);
+                line("email", &i.claims.email);
+                line("plan", &i.claims.plan_type);
+                line("fedramp", if i.claims.fedramp { "yes" } else { "no" });
+                line("issued", &rfc3339(i.claims.issued_at));
                 let now = unix_now();
                 let state = if i.expired {
                     "EXPIRED".to_string()
                 } else {
-                    relative(i.expires_at - now)
+                    relative(i.claims.expires_at - now)
                 };
-                line("expires", &format!("{} ({state})", rfc3339(i.expires_at)));
+                line(
+                    "expires",
+                    &format!("{} ({state})", rfc3339(i.claims.expires_at)),
+                );
             }
         }
         let head = if r.identity.as_ref().is_some_and(|i| i.expired) {
