@@ -85,10 +85,12 @@ pub enum Error {
     },
 
     /// A symbolic link where a credential file must be. Exit code 4.
-    #[error("{path} is a symbolic link; credstore refuses to follow links at credential paths. Fix: remove the link (`rm {path}`) and log in again")]
+    #[error("{path} is a symbolic link; credstore refuses to follow links at credential paths. Fix: {fix}")]
     Symlink {
         /// The path of the link.
         path: PathBuf,
+        /// What to do about it.
+        fix: String,
     },
 
     /// An I/O error on a path. Exit code 4.

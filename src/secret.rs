@@ -103,9 +103,14 @@ fn run_in_own_frame<T>(work: impl FnOnce() -> T) -> T {
     work()
 }
 
-/// Trims ASCII whitespace from both ends of `bytes`.
-pub fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
+/// The UTF-8 byte-order mark some editors put at the start of a file.
+pub const UTF8_BOM: &[u8] = "\u{feff}".as_bytes();
+
+/// How every credential input is trimmed (SPEC §1.1, §1.2, §2): a leading
+/// byte-order mark (an encoding artifact of the file it came from) is
+/// dropped, then ASCII whitespace (a trailing newline) at both ends.
+pub fn trim_input(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes).trim_ascii()
 }
 
 #[cfg(test)]

@@ -99,11 +99,12 @@ impl StoredCredential {
             location: location.to_string(),
             reason,
         };
-        if bytes.trim_ascii_start().first() != Some(&b'{') {
+        let bytes = crate::secret::trim_input(bytes);
+        if bytes.first() != Some(&b'{') {
             return Err(corrupt("it is not a JSON object".into()));
         }
         let raw: RawDocument = serde_json::from_slice(bytes)
-            .map_err(|e| corrupt(format!("it is {}", describe_json_error(&e))))?;
+            .map_err(|e| corrupt(format!("it {}", describe_json_error(&e))))?;
         let mode =
             match &raw.auth_mode {
                 Some(ClaimValue::Str(s)) => match s.as_str() {
@@ -161,7 +162,7 @@ impl StoredCredential {
     /// by another tool (read as an agent identity when it has the JWT shape,
     /// else as an API key).
     pub fn from_keychain_value(bytes: &[u8], location: &str) -> Result<StoredCredential> {
-        let trimmed = bytes.trim_ascii();
+        let trimmed = crate::secret::trim_input(bytes);
         if trimmed.first() == Some(&b'{') {
             return Self::from_document(trimmed, location);
         }

@@ -274,11 +274,17 @@ fn expired_and_expiring_credentials() {
     assert!(out.stdout.is_empty());
     assert!(out.stderr.contains("expired"), "{}", out.stderr);
 
-    // Within the 60 s leeway: still usable.
+    // Within the 60 s leeway: still usable, and said so.
     let edge = TokenBuilder::new()
         .claim("exp", json!(real_now() - 30))
         .build();
-    login(&home, &edge);
+    let out = home.run().args(LOGIN_AGENT).stdin(&edge).expect(0);
+    assert!(
+        out.stderr.contains("within the 60 s leeway"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("in 0 minutes"), "{}", out.stderr);
     home.run().args(["token"]).expect(0);
 
     let soon = TokenBuilder::new()
@@ -568,10 +574,31 @@ fn profiles_are_separate_slots() {
         let out = home.run().args(["token", "--profile", bad]).output();
         assert_eq!(out.code, 2, "{bad:?}: {}", out.stderr);
     }
-    home.run()
+    let out = home
+        .run()
         .args(["token"])
         .env("CREDSTORE_PROFILE", "bad name")
         .expect(2);
+    assert!(
+        out.stderr.contains("CREDSTORE_PROFILE"),
+        "names the variable: {}",
+        out.stderr
+    );
+    let out = home
+        .run()
+        .args(["token"])
+        .env("CREDSTORE_BACKEND", "floppy")
+        .expect(2);
+    assert!(
+        out.stderr.contains("CREDSTORE_BACKEND"),
+        "names the variable: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("floppy"),
+        "the value is not echoed: {}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -615,6 +642,54 @@ fn auto_falls_back_to_the_file_with_a_warning_before_writing() {
     assert!(home.auth_json().exists());
     let out = home.run().args(["status", "--json"]).expect(0);
     assert!(out.json()["warnings"].to_string().contains("plaintext"));
+    // logout names where it removed the credential from: the file.
+    let out = home.run().args(["logout"]).expect(0);
+    assert!(
+        out.stderr.contains(&home.auth_json().display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("keychain credstore"), "{}", out.stderr);
+}
+
+#[test]
+fn login_json_carries_the_plaintext_warning() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let out = home
+        .run()
+        .args(["login", "--with-agent-identity", "--json"])
+        .stdin(&token)
+        .expect(0);
+    assert!(
+        out.json()["warnings"].to_string().contains("plaintext"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn terminal_control_characters_in_claims_are_escaped() {
+    let home = Home::new();
+    let token = TokenBuilder::new()
+        .claim("email", json!("a\u{1b}[31mRED\u{7}\nforged: line"))
+        .claim("plan_type", json!("pro\u{202e}evil"))
+        .build();
+    let out = home.run().args(LOGIN_AGENT).stdin(&token).expect(0);
+    for text in [&out.stderr, &home.run().args(["status"]).expect(0).stdout] {
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains('\u{202e}'),
+            "{text:?}"
+        );
+        assert!(
+            !text.contains("\nforged"),
+            "a claim forged a line: {text:?}"
+        );
+        assert!(text.contains("\\u{1b}[31mRED"), "shown escaped: {text:?}");
+    }
+    // JSON keeps the value exactly (escaped by JSON itself).
+    let v = home.run().args(["status", "--json"]).expect(0).json();
+    assert_eq!(v["identity"]["email"], "a\u{1b}[31mRED\u{7}\nforged: line");
 }
 
 #[test]
@@ -868,7 +943,41 @@ fn status_warns_about_a_listable_credential_directory() {
     let out = home.run().args(["status", "--json"]).expect(0);
     let w = out.json()["warnings"].to_string();
     assert!(w.contains("0755") && w.contains("chmod 700"), "{w}");
+    let out = home.run().args(LOGIN_KEY).stdin("sk-again").expect(0);
+    assert!(
+        out.stderr.contains("chmod 700"),
+        "login warns too: {}",
+        out.stderr
+    );
     set_mode(&home.store_dir(), 0o700);
     let out = home.run().args(["status", "--json"]).expect(0);
     assert!(!out.json()["warnings"].to_string().contains("chmod 700"));
+}
+
+#[test]
+fn doctor_does_not_call_an_unusable_credential_none() {
+    let home = Home::new();
+    login(&home, &TokenBuilder::new().build());
+    for (var, value) in [
+        ("CREDSTORE_AGENT_IDENTITY", "garbage"),
+        ("CREDSTORE_API_KEY", "two words"),
+    ] {
+        let out = home
+            .run()
+            .args(["doctor", "--backend", "file"])
+            .env(var, value)
+            .expect(1);
+        assert!(out.stdout.contains("error:"), "{}", out.stdout);
+        assert!(
+            !out.stdout.contains("none:"),
+            "contradicts the error: {}",
+            out.stdout
+        );
+    }
+    let out = home.run().args(["doctor", "--backend", "file"]).expect(0);
+    assert!(
+        out.stdout.contains("agent identity from file"),
+        "{}",
+        out.stdout
+    );
 }

@@ -655,6 +655,8 @@ fn an_api_key_on_the_command_line_is_refused_unechoed() {
     let home = Home::new();
     for args in [
         vec!["login", "--with-api-key", c.api_key.as_str()],
+        vec![c.api_key.as_str()],
+        vec!["help", c.api_key.as_str()],
         vec!["token", c.api_key.as_str()],
         // (A key-shaped `--profile` is a valid profile name by SPEC §3, so
         // it is not refused; `--backend` values are checked by credstore.)

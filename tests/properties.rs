@@ -16,6 +16,7 @@ mod common;
 use common::tokens::TokenBuilder;
 use credstore::credential::{AuthMode, Credential, MAX_AGENT_IDENTITY_BYTES};
 use credstore::resolve::{MapEnv, Resolver};
+use credstore::secret::trim_input;
 use credstore::stored::{looks_like_jwt, StoredCredential};
 use credstore::{AgentIdentity, ApiKey, Error};
 use proptest::prelude::*;
@@ -50,17 +51,12 @@ fn base() -> &'static (TokenBuilder, String) {
 
 /// Runs `bytes` through every parser and checks the exit-code contract.
 fn check_all_parsers(bytes: &[u8]) {
-    let trimmed = bytes.trim_ascii();
     match timed("AgentIdentity::parse", || AgentIdentity::parse(bytes, "p")) {
-        Ok(id) => assert_eq!(id.expose_token().as_bytes(), trimmed),
+        Ok(id) => assert_eq!(id.expose_token().as_bytes(), trim_input(bytes)),
         Err(e) => assert_eq!(code(&e), 3, "token: {e}"),
     }
     match timed("ApiKey::parse", || ApiKey::parse(bytes, "p")) {
-        // A leading byte-order mark is an encoding artifact, dropped before trimming.
-        Ok(k) => {
-            let unmarked = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
-            assert_eq!(k.expose().as_bytes(), unmarked.trim_ascii())
-        }
+        Ok(k) => assert_eq!(k.expose().as_bytes(), trim_input(bytes)),
         Err(e) => assert_eq!(code(&e), 3, "api key: {e}"),
     }
     for (what, parsed) in [
@@ -199,13 +195,17 @@ fn apply(token: &[u8], mutations: &[Mutation]) -> Vec<u8> {
     t
 }
 
+/// Seconds since the epoch of 0000-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z.
+const RFC3339_SECONDS: std::ops::RangeInclusive<i64> = -62_167_219_200..=253_402_300_799;
+
 /// Whether `value` is acceptable for claim `name` (SPEC §1.1).
 fn claim_is_valid(name: &str, value: &Value) -> bool {
     match name {
         "agent_runtime_id" | "account_id" => value.as_str().is_some_and(|s| !s.is_empty()),
         "chatgpt_user_id" | "email" | "plan_type" => value.is_string(),
         "chatgpt_account_is_fedramp" => value.is_boolean(),
-        "iat" | "exp" => value.is_i64(),
+        // An integer an RFC 3339 time can show (years 0000-9999).
+        "iat" | "exp" => value.as_i64().is_some_and(|v| RFC3339_SECONDS.contains(&v)),
         _ => true, // iss, aud, unknown claims: any type is accepted
     }
 }
@@ -397,8 +397,8 @@ proptest! {
         email in "\\PC{0,40}",
         plan in "\\PC{0,20}",
         fedramp in prop::option::of(any::<bool>()),
-        iat in any::<i64>(),
-        exp in any::<i64>(),
+        iat in RFC3339_SECONDS,
+        exp in RFC3339_SECONDS,
         pad in "[ \t\r\n]{0,3}",
     ) {
         let mut b = TokenBuilder::new()
@@ -478,7 +478,7 @@ proptest! {
         let env = MapEnv::new().with(var, f.to_str().unwrap());
         match timed("resolve _FILE", || Resolver::new(&env).from_env()) {
             Ok(Some(r)) => {
-                prop_assert_eq!(r.credential.expose_token().as_bytes(), contents.trim_ascii());
+                prop_assert_eq!(r.credential.expose_token().as_bytes(), trim_input(&contents));
                 prop_assert_eq!(r.credential.auth_mode() == AuthMode::ApiKey, api);
             }
             Ok(None) => prop_assert!(false, "a set _FILE variable was ignored"),
@@ -492,7 +492,7 @@ proptest! {
             let direct = var.trim_end_matches("_FILE");
             let env = MapEnv::new().with(direct, text);
             match Resolver::new(&env).from_env() {
-                Ok(Some(r)) => prop_assert_eq!(r.credential.expose_token(), text.trim_ascii()),
+                Ok(Some(r)) => prop_assert_eq!(r.credential.expose_token(), std::str::from_utf8(trim_input(text.as_bytes())).unwrap()),
                 Ok(None) => prop_assert!(text.trim().is_empty(), "blank counts as unset"),
                 Err(e) => prop_assert_eq!(e.exit_code(), 3, "{}", e),
             }
@@ -563,9 +563,13 @@ fn deep_nesting_and_huge_numbers() {
     }
     for (raw, ok) in [
         ("0", true),
-        ("-0", false), // serde_json reads -0 as a float
-        ("9223372036854775807", true),
-        ("-9223372036854775808", true),
+        ("-0", false),          // serde_json reads -0 as a float
+        ("253402300799", true), // 9999-12-31T23:59:59Z
+        ("253402300800", false),
+        ("-62167219200", true), // 0000-01-01T00:00:00Z
+        ("-62167219201", false),
+        ("9223372036854775807", false),
+        ("-9223372036854775808", false),
         ("9223372036854775808", false),
         ("-9223372036854775809", false),
         ("18446744073709551616", false),

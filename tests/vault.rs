@@ -990,3 +990,53 @@ fn tls_with_vault_cacert() {
     let out = run().env_remove("BAO_CACERT").args(["status"]).expect(4);
     assert!(out.stderr.contains("VAULT_CACERT"), "{}", out.stderr);
 }
+
+#[test]
+fn migrate_between_file_and_vault() {
+    let bao = Bao::start();
+    let home = Home::new();
+    let root = bao.root.clone();
+    let jwt = TokenBuilder::new().build();
+    home.run()
+        .args(["login", "--with-agent-identity", "--backend", "file"])
+        .stdin(&jwt)
+        .expect(0);
+
+    // file → vault, with `auto` in effect: `auto` never reads Vault, so
+    // the user is told how to use the moved credential.
+    let out = home
+        .run()
+        .args(["migrate", "--to", "vault", "--from", "file"])
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", &root)
+        .expect(0);
+    assert!(out.stderr.contains("Moved"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--backend vault"),
+        "says how to use it: {}",
+        out.stderr
+    );
+    assert!(!home.auth_json().exists(), "removed from the file");
+    let out = bao.cli(&home, &root).args(["token"]).expect(0);
+    assert_eq!(out.stdout, format!("{jwt}\n"));
+
+    // vault → file (from the --backend in effect); Vault is emptied.
+    let out = bao
+        .cli(&home, &root)
+        .args(["migrate", "--to", "file"])
+        .expect(0);
+    assert!(
+        out.stderr.contains("plaintext file"),
+        "warned before writing: {}",
+        out.stderr
+    );
+    assert!(home.auth_json().exists());
+    assert!(
+        bao.list("secret", "credstore").is_empty(),
+        "removed from Vault"
+    );
+    bao.cli(&home, &root)
+        .args(["migrate", "--to", "file"])
+        .expect(1);
+    assert_clean(&[&out], &[&jwt, &root]);
+}

@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     match ApiKey::parse(data, "fuzz") {
-        Ok(k) => assert_eq!(k.expose().as_bytes(), common::expected_api_key(data)),
+        Ok(k) => assert_eq!(k.expose().as_bytes(), common::expected_token(data)),
         Err(e) => common::expect_code(&e, &[3], "ApiKey::parse"),
     }
 });

@@ -26,10 +26,8 @@ pub fn identity() -> &'static AgentIdentity {
     })
 }
 
-/// What an accepted API key must equal: the input without a leading
-/// byte-order mark, trimmed (SPEC §1.2).
-pub fn expected_api_key(data: &[u8]) -> &[u8] {
-    data.strip_prefix("\u{feff}".as_bytes())
-        .unwrap_or(data)
-        .trim_ascii()
+/// What an accepted credential must equal: the input without a leading
+/// byte-order mark, trimmed (SPEC §1.1, §1.2).
+pub fn expected_token(data: &[u8]) -> &[u8] {
+    credstore::secret::trim_input(data)
 }

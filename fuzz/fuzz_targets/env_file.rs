@@ -31,12 +31,10 @@ fuzz_target!(|data: &[u8]| {
     let env = MapEnv::new().with(var, path().to_str().expect("utf-8 path"));
     match Resolver::new(&env).from_env() {
         Ok(Some(r)) => {
-            let expected = if pick & 1 == 0 {
-                common::expected_api_key(contents)
-            } else {
-                contents.trim_ascii()
-            };
-            assert_eq!(r.credential.expose_token().as_bytes(), expected)
+            assert_eq!(
+                r.credential.expose_token().as_bytes(),
+                common::expected_token(contents)
+            )
         }
         Ok(None) => panic!("a set _FILE variable was ignored"),
         Err(e) => common::expect_code(&e, &[3], "resolve _FILE"),

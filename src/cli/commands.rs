@@ -2,7 +2,7 @@
 
 use super::agent;
 use super::context::Context;
-use super::report::{expiry_warnings, relative, Report, ReportedCredential};
+use super::report::{expiry_warnings, relative, shown, Report, ReportedCredential};
 use super::{Command, LoginArgs};
 use credstore::credential::{rfc3339, unix_now, AuthMode};
 use credstore::resolve::{Resolved, Source};
@@ -74,10 +74,14 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
             ));
         }
     }
+    // Plaintext file and loose directory, as `status` reports them. `auto`
+    // already said where the plaintext file goes, before writing it.
+    let place_warnings = source_warnings(ctx, store.as_ref(), &resolved);
+    let said_before_write = ctx.backend == BackendKind::Auto;
     let report = Report {
         profile: ctx.profile.to_string(),
         resolved: Some(reported),
-        warnings,
+        warnings: place_warnings.iter().cloned().chain(warnings).collect(),
     };
     if args.json {
         super::write_stdout(&format!("{}\n", report.to_json()))?;
@@ -85,7 +89,9 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
         eprint!("{}", login_summary(&report, ctx));
     }
     for w in &report.warnings {
-        eprintln!("warning: {w}");
+        if !(said_before_write && place_warnings.first() == Some(w)) {
+            eprintln!("warning: {w}");
+        }
     }
     Ok(0)
 }
@@ -106,10 +112,13 @@ fn login_summary(report: &Report, ctx: &Context) -> String {
                 "Logged in with an agent identity (profile {}).\n",
                 report.profile
             ));
-            out.push_str(&format!("  agent     {}\n", i.claims.agent_runtime_id));
-            out.push_str(&format!("  account   {}\n", i.claims.account_id));
-            out.push_str(&format!("  email     {}\n", i.claims.email));
-            out.push_str(&format!("  plan      {}\n", i.claims.plan_type));
+            out.push_str(&format!(
+                "  agent     {}\n",
+                shown(&i.claims.agent_runtime_id)
+            ));
+            out.push_str(&format!("  account   {}\n", shown(&i.claims.account_id)));
+            out.push_str(&format!("  email     {}\n", shown(&i.claims.email)));
+            out.push_str(&format!("  plan      {}\n", shown(&i.claims.plan_type)));
             out.push_str(&format!(
                 "  expires   {} ({})\n",
                 rfc3339(i.claims.expires_at),
@@ -130,7 +139,10 @@ fn login_summary(report: &Report, ctx: &Context) -> String {
 
 fn logout(ctx: &Context) -> Result<u8> {
     let store = ctx.store()?;
-    let location = store.describe(&ctx.profile);
+    // Where it is (for `auto`: the keychain or the file), before it goes.
+    let location = store
+        .locate(&ctx.profile)
+        .unwrap_or_else(|_| store.describe(&ctx.profile));
     let removed = store.delete(&ctx.profile)?;
     let resolver = ctx.resolver();
     let code = if removed {

@@ -19,20 +19,32 @@ pub struct Context {
     pub verifier: Option<Verifier>,
 }
 
+/// Names the variable a bad setting came from.
+fn from_variable(name: &str, e: Error) -> Error {
+    match e {
+        Error::Usage(m) => Error::Usage(format!("{name}: {m}")),
+        other => other,
+    }
+}
+
 impl Context {
     pub fn from_cli(cli: &Cli) -> Result<Context> {
         let env = ProcessEnv;
         let profile = match &cli.profile {
             Some(p) => Profile::new(p)?,
             None => match non_blank(&env, "CREDSTORE_PROFILE") {
-                Some(p) => Profile::new(p.trim())?,
+                Some(p) => {
+                    Profile::new(p.trim()).map_err(|e| from_variable("CREDSTORE_PROFILE", e))?
+                }
                 None => Profile::default_profile(),
             },
         };
         let backend = match &cli.backend {
             Some(b) => BackendKind::parse(b)?,
             None => match non_blank(&env, "CREDSTORE_BACKEND") {
-                Some(b) => BackendKind::parse(&b)?,
+                Some(b) => {
+                    BackendKind::parse(&b).map_err(|e| from_variable("CREDSTORE_BACKEND", e))?
+                }
                 None => BackendKind::Auto,
             },
         };

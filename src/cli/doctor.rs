@@ -249,6 +249,7 @@ fn check(ctx: &Context, out: &mut String) -> Result<u8> {
             f.problems
                 .push(format!("the environment credential is unusable: {e}"));
             say!(out, "  error: {e}");
+            unknown = true;
             None
         }
         Ok(Some(r)) => Some(r),
@@ -276,6 +277,7 @@ fn check(ctx: &Context, out: &mut String) -> Result<u8> {
                     f.problems
                         .push(format!("the stored credential is unusable: {e}"));
                     say!(out, "  error: {e}");
+                    unknown = true;
                     None
                 }
             }

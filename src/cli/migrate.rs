@@ -86,7 +86,11 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
          back); removed it from {}.",
         moved.source, moved.target, moved.source
     );
-    if ctx.backend != to_kind && !matches!(ctx.backend, BackendKind::Auto) {
+    // `auto` reads the keychain and the file; anything else must be named.
+    let still_found = ctx.backend == to_kind
+        || (ctx.backend == BackendKind::Auto
+            && matches!(to_kind, BackendKind::File | BackendKind::Keychain));
+    if !still_found {
         eprintln!(
             "note: your selected backend is still {}; pass --backend {} (or set \
              CREDSTORE_BACKEND) to use the moved credential.",

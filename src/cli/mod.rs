@@ -145,28 +145,58 @@ fn exit_code(e: &Error) -> u8 {
 }
 
 /// Whether a clap error would quote an argument that might be a secret.
-/// Flag names (`--profle`) and short lowercase words (`stauts`, `tcsh`) are
-/// shown to help with typos; anything else is not repeated.
+/// Errors about what is missing or conflicting quote only credstore's own
+/// flag names and are shown as they are. Otherwise every quoted argument
+/// must look harmless: a flag name (`--profle`), a placeholder (`<SHELL>`)
+/// or a short lowercase word (`stauts`, `tcsh`).
 fn quotes_unsafe_input(e: &clap::Error) -> bool {
-    use clap::error::ContextKind;
+    use clap::error::{ContextKind, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::MissingRequiredArgument
+            | ErrorKind::MissingSubcommand
+            | ErrorKind::ArgumentConflict
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return false;
+    }
     e.context().any(|(kind, value)| {
-        matches!(kind, ContextKind::InvalidArg | ContextKind::InvalidValue)
-            && !looks_harmless(&value.to_string())
+        matches!(
+            kind,
+            ContextKind::InvalidArg | ContextKind::InvalidValue | ContextKind::InvalidSubcommand
+        ) && !looks_harmless(&value.to_string())
     })
 }
 
 fn looks_harmless(arg: &str) -> bool {
-    let flag = arg
+    let name = |s: &str, upper: bool| {
+        !s.is_empty()
+            && s.len() <= 32
+            && s.bytes().all(|b| {
+                b.is_ascii_digit()
+                    || b == b'-'
+                    || b == b'_'
+                    || if upper {
+                        b.is_ascii_uppercase()
+                    } else {
+                        b.is_ascii_lowercase()
+                    }
+            })
+    };
+    let placeholder = |s: &str| {
+        s.strip_prefix('<')
+            .and_then(|s| s.trim_end_matches("...").strip_suffix('>'))
+            .is_some_and(|inner| name(inner, true))
+    };
+    // `--flag`, `-f`, or `--flag <VALUE>` as clap names its own arguments.
+    let (head, tail) = arg.split_once(' ').unwrap_or((arg, ""));
+    let flag = head
         .strip_prefix("--")
-        .or_else(|| arg.strip_prefix('-'))
-        .is_some_and(|name| {
-            name.len() <= 32
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        });
+        .or_else(|| head.strip_prefix('-'))
+        .is_some_and(|n| name(n, false))
+        && (tail.is_empty() || placeholder(tail));
     let word = arg.len() <= 12 && arg.bytes().all(|b| b.is_ascii_lowercase());
-    flag || word
+    flag || placeholder(arg) || word
 }
 
 /// argv is visible to every user on the machine: an argument that looks

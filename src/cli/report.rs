@@ -47,11 +47,40 @@ fn identity(credential: &Credential, now: i64) -> Option<Identity> {
     })
 }
 
+/// A claim or path as it may be shown on a terminal: control characters
+/// (escape sequences, newlines) and invisible or direction-changing
+/// characters are written as `\u{…}`, so a token's text cannot restyle the
+/// terminal or forge lines. (The JSON output escapes them by itself.)
+pub fn shown(text: &str) -> String {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Warnings about the expiry of an identity.
 pub fn expiry_warnings(identity: &Identity, now: i64) -> Option<String> {
     if identity.expired {
         Some(format!(
             "the agent identity expired at {}; get a new one and run `credstore login --with-agent-identity`",
+            rfc3339(identity.claims.expires_at)
+        ))
+    } else if identity.claims.expires_at < now {
+        Some(format!(
+            "the agent identity {} (at {}); get a new one now",
+            relative(identity.claims.expires_at - now),
             rfc3339(identity.claims.expires_at)
         ))
     } else if identity.claims.expires_at - now <= SOON_SECS {
@@ -65,9 +94,18 @@ pub fn expiry_warnings(identity: &Identity, now: i64) -> Option<String> {
     }
 }
 
-/// "in 3 days", "in 5 hours", "in 12 minutes".
+/// "in 3 days", "in 5 hours", "in 12 minutes"; for the past, "expired 30
+/// seconds ago (within the 60 s leeway)" and the like.
 pub fn relative(secs: i64) -> String {
-    let secs = secs.max(0);
+    if secs < 0 {
+        let ago = secs.unsigned_abs();
+        let within = if ago <= credstore::credential::EXPIRY_LEEWAY_SECS.unsigned_abs() {
+            " (within the 60 s leeway)"
+        } else {
+            ""
+        };
+        return format!("expired {ago} seconds ago{within}");
+    }
     if secs >= 2 * 86400 {
         format!("in {} days", secs / 86400)
     } else if secs >= 2 * 3600 {
@@ -123,17 +161,17 @@ impl Report {
         line("profile", &self.profile);
         line(
             "source",
-            &format!("{} {}", r.source_kind.as_str(), r.source_detail),
+            &format!("{} {}", r.source_kind.as_str(), shown(&r.source_detail)),
         );
         match &r.identity {
             None => line("kind", "API key"),
             Some(i) => {
                 line("kind", "agent identity");
-                line("agent", &i.claims.agent_runtime_id);
-                line("account", &i.claims.account_id);
-                line("user", &i.claims.chatgpt_user_id);
-                line("email", &i.claims.email);
-                line("plan", &i.claims.plan_type);
+                line("agent", &shown(&i.claims.agent_runtime_id));
+                line("account", &shown(&i.claims.account_id));
+                line("user", &shown(&i.claims.chatgpt_user_id));
+                line("email", &shown(&i.claims.email));
+                line("plan", &shown(&i.claims.plan_type));
                 line("fedramp", if i.claims.fedramp { "yes" } else { "no" });
                 line("issued", &rfc3339(i.claims.issued_at));
                 let now = unix_now();

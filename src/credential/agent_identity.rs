@@ -123,7 +123,7 @@ impl AgentIdentity {
             origin: origin.to_string(),
             reason,
         };
-        let token = input.trim_ascii();
+        let token = crate::secret::trim_input(input);
         if token.is_empty() {
             return Err(invalid("it is empty".into()));
         }
@@ -170,7 +170,7 @@ impl AgentIdentity {
             return Err(invalid("its payload is not a JSON object".into()));
         }
         let raw: RawClaims = serde_json::from_slice(&payload)
-            .map_err(|e| invalid(format!("its payload is {}", describe_json_error(&e))))?;
+            .map_err(|e| invalid(format!("its payload {}", describe_json_error(&e))))?;
         drop(payload);
 
         if decode_b64url(segments[2]).is_none() {
@@ -271,7 +271,7 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<JwtHeader, String> {
         return Err("its header is not a JSON object".into());
     }
     let raw: RawHeader = serde_json::from_slice(bytes)
-        .map_err(|e| format!("its header is {}", describe_json_error(&e)))?;
+        .map_err(|e| format!("its header {}", describe_json_error(&e)))?;
     let alg = match raw.alg {
         Some(ClaimValue::Str(s)) => s.to_string(),
         None => return Err("its header has no `alg`".into()),
@@ -306,9 +306,16 @@ fn required_string(
     }
 }
 
+/// The instants an RFC 3339 time can show: 0000-01-01T00:00:00Z to
+/// 9999-12-31T23:59:59Z. `status --json` prints `iat`/`exp` that way.
+const RFC3339_SECONDS: std::ops::RangeInclusive<i64> = -62_167_219_200..=253_402_300_799;
+
 fn required_int(v: &Option<ClaimValue>, name: &str) -> std::result::Result<i64, String> {
     match v {
         None => Err(format!("required claim `{name}` is missing")),
+        Some(ClaimValue::Int(i)) if !RFC3339_SECONDS.contains(i) => Err(format!(
+            "claim `{name}` ({i}) is outside the years 0000-9999 (seconds since epoch expected)"
+        )),
         Some(ClaimValue::Int(i)) => Ok(*i),
         Some(other) => Err(format!(
             "claim `{name}` must be an integer (seconds since epoch), found {}",
@@ -362,6 +369,9 @@ mod tests {
     #[test]
     fn parses_a_valid_token_and_trims() {
         let b = TokenBuilder::new();
+        let bom = format!("\u{feff}{}\r\n", b.build());
+        let id = AgentIdentity::parse(bom.as_bytes(), "file").unwrap();
+        assert_eq!(id.expose_token(), b.build(), "a leading BOM is dropped");
         let t = format!("  {}\n", b.build());
         let id = AgentIdentity::parse(t.as_bytes(), "stdin").unwrap();
         assert_eq!(id.claims().agent_runtime_id, "rt-test-1");
@@ -442,7 +452,7 @@ mod tests {
         claims.pop();
         claims.push_str(",\"exp\":1}");
         assert!(reason(b.with_raw_payload(claims.as_bytes()).as_bytes())
-            .contains("`exp` appears more than once"));
+            .contains("has the field `exp` more than once"));
     }
 
     #[test]
@@ -490,6 +500,8 @@ mod tests {
             ("iat", json!("1700000000"), "must be an integer"),
             ("exp", json!(1.5), "must be an integer"),
             ("exp", json!(u64::MAX), "must be an integer"),
+            ("exp", json!(9_999_999_999_999i64), "outside the years"),
+            ("iat", json!(-99_999_999_999_999i64), "outside the years"),
             ("agent_private_key", json!(12), "must be a string"),
             (
                 "agent_private_key",

@@ -16,10 +16,7 @@ impl ApiKey {
             origin: origin.to_string(),
             reason,
         };
-        // A byte-order mark left by an editor at the start of a key file is
-        // an encoding artifact, not part of the key.
-        let input = input.strip_prefix("\u{feff}".as_bytes()).unwrap_or(input);
-        let trimmed = input.trim_ascii();
+        let trimmed = crate::secret::trim_input(input);
         if trimmed.is_empty() {
             return Err(invalid("it is empty".into()));
         }

@@ -89,13 +89,15 @@ impl<'de> Visitor<'de> for ClaimVisitor {
     }
 }
 
-/// Describes a serde_json error without its message (which can quote input).
+/// Describes a serde_json error without its message (which can quote
+/// input), as a verb phrase: "is not valid JSON (…)", "has the field `x`
+/// more than once", "is not a JSON object".
 pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax | Category::Eof => {
             format!(
-                "not valid JSON (error at line {} column {})",
+                "is not valid JSON (error at line {} column {})",
                 e.line(),
                 e.column()
             )
@@ -104,9 +106,9 @@ pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
             let msg = e.to_string();
             if let Some(rest) = msg.strip_prefix("duplicate field `") {
                 let name = rest.split('`').next().unwrap_or("");
-                format!("the field `{name}` appears more than once")
+                format!("has the field `{name}` more than once")
             } else {
-                "not a JSON object".to_string()
+                "is not a JSON object".to_string()
             }
         }
         Category::Io => "could not be read".to_string(),

@@ -63,6 +63,10 @@ impl FileStore {
         if meta.file_type().is_symlink() {
             return Err(Error::Symlink {
                 path: self.home.clone(),
+                fix: format!(
+                    "point CREDSTORE_HOME at the directory itself (`export CREDSTORE_HOME=\"$(readlink -f {})\"`)",
+                    self.home.display()
+                ),
             });
         }
         if !meta.is_dir() {
@@ -108,6 +112,7 @@ impl FileStore {
         match fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_symlink() => Err(Error::Symlink {
                 path: path.to_path_buf(),
+                fix: format!("remove the link (`rm {}`) and log in again", path.display()),
             }),
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

@@ -875,7 +875,9 @@ impl VaultStore {
         }
         secrets.extend(extra);
         // Cut secrets out before shortening, so no partial one survives.
-        for s in secrets.into_iter().filter(|s| !s.is_empty()) {
+        // Real tokens and AppRole ids are long; cutting very short values
+        // would only mangle ordinary words of the message.
+        for s in secrets.into_iter().filter(|s| s.len() >= 8) {
             text = text.replace(s, "[REDACTED]");
         }
         let text: String = text
@@ -972,7 +974,7 @@ impl VaultStore {
         Error::CorruptStore {
             location: self.location_text(profile),
             reason: format!(
-                "Vault's answer is {}, not a KV v2 secret (is VAULT_ADDR pointing at Vault?)",
+                "Vault's answer {}, not a KV v2 secret (is VAULT_ADDR pointing at Vault?)",
                 describe_json_error(e)
             ),
         }
