@@ -91,20 +91,8 @@ ks=$dir/keychain
 mkdir -p "$ks/run" "$ks/home" "$ks/services"
 chmod 700 "$ks/run"
 # The only service directory is empty: nothing can be bus-activated.
-cat > "$ks/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=$ks/run/bus</listen>
-  <servicedir>$ks/services</servicedir>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-EOF
+sed -e "s|@BUS_PATH@|$ks/run/bus|" -e "s|@SERVICE_DIR@|$ks/services|" \
+  tests/fixtures/dbus-session.conf.in > "$ks/bus.conf"
 dbus-daemon --config-file="$ks/bus.conf" --nofork --print-address > "$ks/address" 2>/dev/null < /dev/null &
 pids+=($!)
 wait_for "dbus-daemon" "${pids[-1]}" test -s "$ks/address"

@@ -73,23 +73,15 @@ impl SecretServiceSession {
         let config = dir.path().join("bus.conf");
         std::fs::write(
             &config,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <servicedir>{}</servicedir>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-                dir.path().join("run/bus").display(),
-                dir.path().join("services").display()
-            ),
+            include_str!("../fixtures/dbus-session.conf.in")
+                .replace(
+                    "@BUS_PATH@",
+                    &dir.path().join("run/bus").display().to_string(),
+                )
+                .replace(
+                    "@SERVICE_DIR@",
+                    &dir.path().join("services").display().to_string(),
+                ),
         )
         .expect("bus config");
         let mut bus = Command::new("dbus-daemon")
