@@ -91,13 +91,20 @@ impl std::io::Read for RawStdin {
     }
 }
 
-/// Restores the terminal's echo setting when dropped.
-#[must_use = "echo comes back when the guard is dropped"]
-pub struct EchoGuard {
+/// The terminal mode for reading a secret, restored when dropped.
+///
+/// While it lives, standard input (a terminal) has echo off, canonical line
+/// editing off — so a pasted token is not cut at the kernel's 4095-byte
+/// line limit — and signal characters off, so Ctrl-C arrives as a byte and
+/// the terminal is always restored. On drop, input still pending (the rest
+/// of a wrapped paste) is discarded before the settings come back, so the
+/// shell never runs it as a command.
+#[must_use = "the terminal is restored when the guard is dropped"]
+pub struct SecretInputGuard {
     inner: Option<imp::SavedTermios>,
 }
 
-impl Drop for EchoGuard {
+impl Drop for SecretInputGuard {
     fn drop(&mut self) {
         if let Some(saved) = self.inner.take() {
             imp::restore_termios(saved);
@@ -111,12 +118,66 @@ pub fn stdin_is_terminal() -> bool {
     io::stdin().is_terminal()
 }
 
-/// Turns off echo on standard input when it is a terminal, so a pasted
-/// secret is not shown. The returned guard restores it.
-pub fn disable_stdin_echo() -> io::Result<EchoGuard> {
-    Ok(EchoGuard {
-        inner: imp::disable_stdin_echo()?,
+/// Puts standard input, when it is a terminal, into the mode for reading a
+/// secret (see [`SecretInputGuard`]). Input typed before this call is
+/// discarded.
+pub fn secret_input_mode() -> io::Result<SecretInputGuard> {
+    Ok(SecretInputGuard {
+        inner: imp::secret_input_mode()?,
     })
+}
+
+/// Waits at most `timeout` for input to become readable on standard input.
+pub fn stdin_has_input(timeout: std::time::Duration) -> io::Result<bool> {
+    imp::stdin_has_input(timeout)
+}
+
+/// Makes sure file descriptors 0, 1 and 2 are open (as `/dev/null` when
+/// they were closed), so that no file credstore opens later can take their
+/// number and receive output meant for the terminal. Remembers whether
+/// standard output was closed: [`RawStdout`] then fails instead of writing.
+/// Call once, first thing in `main`.
+pub fn sanitize_std_fds() {
+    imp::sanitize_std_fds()
+}
+
+/// Standard output written straight to file descriptor 1, without the
+/// process-wide buffer of `std::io::Stdout` (which would keep a copy of a
+/// printed token) and without its habit of treating a closed descriptor as
+/// a sink: a closed or failing stdout is an error.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RawStdout;
+
+impl std::io::Write for RawStdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        imp::write_stdout(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Opens a file named by configuration (a `_FILE` variable, a JWKS, a CA
+/// file) for reading: symlinks are followed (secret mounts use them), but
+/// the open never blocks (a FIFO with no writer) and anything that is not
+/// a regular file is refused with [`io::ErrorKind::InvalidInput`].
+pub fn open_regular_file(path: &Path) -> io::Result<File> {
+    imp::open_regular_file(path)
+}
+
+/// Which file an open handle is, for telling two opens of the same lock
+/// file apart from two different files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileIdentity(imp::FileId);
+
+/// The identity of the open file `file` (found at `path`).
+pub fn file_identity(file: &File, path: &Path) -> io::Result<FileIdentity> {
+    imp::file_id(file, path).map(FileIdentity)
+}
+
+/// `s` without surrounding ASCII whitespace, whatever its encoding.
+pub fn trim_os_str(s: &std::ffi::OsStr) -> &std::ffi::OsStr {
+    imp::trim_os_str(s)
 }
 
 #[cfg(unix)]

@@ -52,7 +52,39 @@ pub fn read_stdin(buf: &mut [u8]) -> io::Result<usize> {
     io::stdin().read(buf)
 }
 pub struct SavedTermios;
-pub fn disable_stdin_echo() -> io::Result<Option<SavedTermios>> {
+pub fn secret_input_mode() -> io::Result<Option<SavedTermios>> {
     Ok(None)
 }
 pub fn restore_termios(_saved: SavedTermios) {}
+pub fn stdin_has_input(_timeout: std::time::Duration) -> io::Result<bool> {
+    Ok(false)
+}
+pub fn sanitize_std_fds() {}
+pub fn write_stdout(buf: &[u8]) -> io::Result<usize> {
+    use std::io::Write;
+    let mut out = io::stdout().lock();
+    out.write_all(buf)?;
+    out.flush()?;
+    Ok(buf.len())
+}
+pub fn open_regular_file(path: &Path) -> io::Result<File> {
+    let file = File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is not a regular file",
+        ));
+    }
+    Ok(file)
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileId(std::path::PathBuf);
+pub fn file_id(_file: &File, path: &Path) -> io::Result<FileId> {
+    std::fs::canonicalize(path).map(FileId)
+}
+pub fn trim_os_str(s: &std::ffi::OsStr) -> &std::ffi::OsStr {
+    match s.to_str() {
+        Some(t) => std::ffi::OsStr::new(t.trim_matches(|c: char| c.is_ascii_whitespace())),
+        None => s,
+    }
+}

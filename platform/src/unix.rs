@@ -1,11 +1,12 @@
 //! The Unix implementation (Linux, macOS, the BSDs), on rustix's safe API.
 
 use super::Ownership;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use std::fs::{DirBuilder, File, Metadata, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub fn disable_core_dumps() -> io::Result<()> {
     use rustix::process::{setrlimit, Resource, Rlimit};
@@ -43,7 +44,7 @@ pub fn create_new_private(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(Mode::RUSR.bits() | Mode::WUSR.bits())
+        .mode(0o600)
         .custom_flags(no_follow())
         .open(path)
 }
@@ -78,22 +79,144 @@ pub fn read_stdin(buf: &mut [u8]) -> io::Result<usize> {
 
 pub struct SavedTermios(rustix::termios::Termios);
 
-pub fn disable_stdin_echo() -> io::Result<Option<SavedTermios>> {
-    use rustix::termios::{isatty, tcgetattr, tcsetattr, LocalModes, OptionalActions};
+pub fn secret_input_mode() -> io::Result<Option<SavedTermios>> {
+    use rustix::termios::{
+        isatty, tcgetattr, tcsetattr, LocalModes, OptionalActions, SpecialCodeIndex,
+    };
     let stdin = rustix::stdio::stdin();
     if !isatty(stdin) {
         return Ok(None);
     }
     let saved = tcgetattr(stdin)?;
-    let mut quiet = saved.clone();
-    quiet.local_modes.remove(LocalModes::ECHO);
-    quiet.local_modes.insert(LocalModes::ECHONL);
-    tcsetattr(stdin, OptionalActions::Flush, &quiet)?;
+    let mut raw = saved.clone();
+    raw.local_modes
+        .remove(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG | LocalModes::IEXTEN);
+    raw.special_codes[SpecialCodeIndex::VMIN] = 1;
+    raw.special_codes[SpecialCodeIndex::VTIME] = 0;
+    // `Flush`: input typed before the prompt is discarded, not read as
+    // part of the secret.
+    tcsetattr(stdin, OptionalActions::Flush, &raw)?;
     Ok(Some(SavedTermios(saved)))
 }
 
 pub fn restore_termios(saved: SavedTermios) {
-    use rustix::termios::{tcsetattr, OptionalActions};
-    // Nothing useful can be done if restoring fails (the terminal is gone).
-    let _ = tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &saved.0);
+    use rustix::termios::{tcflush, tcsetattr, OptionalActions, QueueSelector};
+    let stdin = rustix::stdio::stdin();
+    // The rest of a wrapped paste must not reach the shell once echo and
+    // line editing come back. Nothing useful can be done if this fails
+    // (the terminal is gone).
+    let _ = tcflush(stdin, QueueSelector::IFlush);
+    let _ = tcsetattr(stdin, OptionalActions::Flush, &saved.0);
+}
+
+pub fn stdin_has_input(timeout: std::time::Duration) -> io::Result<bool> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let stdin = rustix::stdio::stdin();
+    let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+    let t = Timespec {
+        tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    loop {
+        match poll(&mut fds, Some(&t)) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+pub fn sanitize_std_fds() {
+    use rustix::fd::AsRawFd;
+    use rustix::stdio::{stderr, stdin, stdout};
+    // Rust's runtime has usually done the reopening already, before
+    // `main`: it opens /dev/null read-write for a closed 0, 1 or 2. A
+    // shell's `>/dev/null` opens it write-only, so a read-write /dev/null
+    // at 1 means standard output was closed (`>&-`). (`1<>/dev/null` is
+    // taken as closed too: that case is rare and fails safe.)
+    if reopened_by_the_runtime(stdout()) {
+        STDOUT_CLOSED.store(true, Ordering::SeqCst);
+    }
+    for (fd, borrowed) in [(0, stdin()), (1, stdout()), (2, stderr())] {
+        // Only asks whether the number is open.
+        if rustix::io::fcntl_getfd(borrowed).is_ok() {
+            continue;
+        }
+        if fd == 1 {
+            STDOUT_CLOSED.store(true, Ordering::SeqCst);
+        }
+        // Take the number with /dev/null; open returns the lowest free
+        // number, which is `fd` since the lower ones are open by now.
+        if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
+            if null.as_raw_fd() == fd {
+                // Kept open for the life of the process, on purpose.
+                std::mem::forget(null);
+            }
+        }
+    }
+}
+
+fn reopened_by_the_runtime(fd: rustix::fd::BorrowedFd<'_>) -> bool {
+    use rustix::fs::{fcntl_getfl, fstat, stat, FileType, OFlags};
+    let (Ok(flags), Ok(st), Ok(null)) = (fcntl_getfl(fd), fstat(fd), stat("/dev/null")) else {
+        return false;
+    };
+    flags & OFlags::RWMODE == OFlags::RDWR
+        && FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+        && st.st_rdev == null.st_rdev
+}
+
+pub fn write_stdout(buf: &[u8]) -> io::Result<usize> {
+    if STDOUT_CLOSED.load(Ordering::SeqCst) {
+        return Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "standard output is closed",
+        ));
+    }
+    loop {
+        match rustix::io::write(rustix::stdio::stdout(), buf) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+pub fn open_regular_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NONBLOCK | OFlags::CLOEXEC).bits() as i32)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file"),
+        ));
+    }
+    Ok(file)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileId(u64, u64);
+
+pub fn file_id(file: &File, _path: &Path) -> io::Result<FileId> {
+    let meta = file.metadata()?;
+    Ok(FileId(meta.dev(), meta.ino()))
+}
+
+pub fn trim_os_str(s: &std::ffi::OsStr) -> &std::ffi::OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(s.as_bytes().trim_ascii())
 }
