@@ -6,8 +6,9 @@
 mod tokens;
 
 use credstore::credential::{AuthMode, Credential};
+use credstore::env::MapEnv;
 use credstore::profile::Profile;
-use credstore::resolve::{MapEnv, Resolver};
+use credstore::resolve::Resolver;
 use credstore::store::{FileStore, MemoryStore, Store};
 use credstore::stored::StoredCredential;
 use criterion::{criterion_group, criterion_main, Criterion};

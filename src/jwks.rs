@@ -7,14 +7,17 @@
 //! and nothing else (`alg: none` above all); `iss` and `aud` must match when
 //! an issuer or audience is required.
 //!
-//! The signature check is `jsonwebtoken`'s, with its RustCrypto provider
-//! named explicitly (no process-wide default). Only the signature is handed
+//! EdDSA is checked with `ed25519-dalek`'s strict verification, and a weak
+//! (small-order) Ed25519 key is refused when the JWKS is loaded. RS256 and
+//! ES256 are `jsonwebtoken`'s, with its RustCrypto provider named
+//! explicitly (no process-wide default). Only the signature is handed
 //! to it: the payload was already decoded once, into wiped buffers, by
 //! [`AgentIdentity::parse`], and the claims checked here are those.
 //!
 //! ```no_run
 //! use credstore::jwks::Verifier;
-//! use credstore::resolve::{ProcessEnv, Resolver};
+//! use credstore::env::ProcessEnv;
+//! use credstore::resolve::Resolver;
 //! # fn main() -> credstore::Result<()> {
 //! let verifier = Verifier::from_file("/etc/credstore/jwks.json".as_ref())?
 //!     .with_issuer("https://auth.example.com")
@@ -25,9 +28,9 @@
 //! ```
 
 use crate::credential::{AgentIdentity, Credential};
+use crate::env::{EnvNames, Environment};
 use crate::error::{Error, Result};
-use crate::resolve::{non_blank, EnvNames, Environment};
-use crate::secret::{read_bounded, ReadError};
+use crate::secret::{read_config_file, ReadError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::{
@@ -86,6 +89,18 @@ impl Verifier {
         if keys.keys.is_empty() {
             return Err(Error::Usage(format!("the JWKS {source} has no keys")));
         }
+        for jwk in &keys.keys {
+            if let AlgorithmParameters::OctetKeyPair(okp) = &jwk.algorithm {
+                if okp.curve == EllipticCurve::Ed25519 {
+                    ed25519_key(&okp.x).map_err(|why| {
+                        Error::Usage(format!(
+                            "the JWKS {source}: key {}: {why}; remove it",
+                            shown(jwk.common.key_id.as_deref().unwrap_or("(no kid)"))
+                        ))
+                    })?;
+                }
+            }
+        }
         Ok(Verifier {
             keys,
             source: source.to_string(),
@@ -103,8 +118,7 @@ impl Verifier {
                 path.display()
             ))
         };
-        let mut f = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
-        let bytes = read_bounded(&mut f).map_err(|e| match e {
+        let bytes = read_config_file(path).map_err(|e| match e {
             ReadError::TooLarge => unreadable("it is larger than 64 KiB".into()),
             ReadError::Io(e) => unreadable(e.to_string()),
         })?;
@@ -113,15 +127,15 @@ impl Verifier {
 
     /// The verifier configured by `{PREFIX}_JWKS` (a path), if set.
     pub fn from_env(env: &dyn Environment, names: &EnvNames) -> Result<Option<Verifier>> {
-        let var = names.name("JWKS");
-        match non_blank(env, &var) {
+        let var = names.jwks();
+        // A raw OS path: a name that is not Unicode is still a path, never
+        // "unset" (which would turn verification off).
+        match env.path(&var) {
             None => Ok(None),
-            Some(path) => Verifier::from_file(Path::new(path.trim()))
-                .map(Some)
-                .map_err(|e| match e {
-                    Error::Usage(m) => Error::Usage(format!("{var}: {m}")),
-                    e => e,
-                }),
+            Some(path) => Verifier::from_file(&path).map(Some).map_err(|e| match e {
+                Error::Usage(m) => Error::Usage(format!("{var}: {m}")),
+                e => e,
+            }),
         }
     }
 
@@ -200,26 +214,40 @@ impl Verifier {
         check_key_fits(jwk, alg, &header.alg)
             .map_err(|why| format!("key {}: {why}", shown(kid)))?;
 
-        let key = DecodingKey::from_jwk(jwk)
-            .map_err(|e| format!("key {} is malformed: {e}", shown(kid)))?;
-        let verifier =
-            (jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory)(&alg, &key)
-                .map_err(|e| format!("key {} cannot verify {}: {e}", shown(kid), header.alg))?;
         let token = identity.expose_token();
         let (signing_input, signature) = token.rsplit_once('.').ok_or("it is not a compact JWS")?;
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
             .map_err(|_| "its signature is not base64url".to_string())?;
+        let mismatch = || {
+            format!(
+                "the signature does not match key {} ({}); the token was not issued by this JWKS's owner or was altered",
+                shown(kid),
+                header.alg
+            )
+        };
+        if let (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA) = (&jwk.algorithm, alg) {
+            // Strict RFC 8032 verification (canonical S, no small-order
+            // parts) with a key checked not to be weak.
+            let key = ed25519_key(&okp.x).map_err(|why| format!("key {}: {why}", shown(kid)))?;
+            let signature =
+                ed25519_dalek::Signature::from_slice(&signature).map_err(|_| mismatch())?;
+            key.verify_strict(signing_input.as_bytes(), &signature)
+                .map_err(|_| mismatch())?;
+            return self.check_claims(identity);
+        }
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|e| format!("key {} is malformed: {e}", shown(kid)))?;
+        let verifier =
+            (jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory)(&alg, &key)
+                .map_err(|e| format!("key {} cannot verify {}: {e}", shown(kid), header.alg))?;
         verifier
             .verify(signing_input.as_bytes(), &signature)
-            .map_err(|_| {
-                format!(
-                    "the signature does not match key {} ({}); the token was not issued by this JWKS's owner or was altered",
-                    shown(kid),
-                    header.alg
-                )
-            })?;
+            .map_err(|_| mismatch())?;
+        self.check_claims(identity)
+    }
 
+    fn check_claims(&self, identity: &AgentIdentity) -> std::result::Result<(), String> {
         let claims = identity.claims();
         check_claim("iss", self.issuer.as_deref(), claims.issuer.as_deref())?;
         check_claim("aud", self.audience.as_deref(), claims.audience.as_deref())?;
@@ -286,6 +314,27 @@ fn check_key_fits(jwk: &Jwk, alg: Algorithm, alg_name: &str) -> std::result::Res
             }
         )),
     }
+}
+
+/// An Ed25519 public key from a JWK's `x`, refusing one of small order
+/// (a "weak" key, for which forged signatures verify).
+fn ed25519_key(x: &str) -> std::result::Result<ed25519_dalek::VerifyingKey, String> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(x.trim_end_matches('='))
+        .map_err(|_| "its `x` is not base64url".to_string())?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "its `x` is not a 32-byte Ed25519 public key".to_string())?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| "its `x` is not a valid Ed25519 point".to_string())?;
+    if key.is_weak() {
+        return Err(
+            "it is a weak Ed25519 key (a point of small order), with which \
+                    anyone can forge a signature"
+                .into(),
+        );
+    }
+    Ok(key)
 }
 
 fn describe_key(params: &AlgorithmParameters) -> String {

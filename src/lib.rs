@@ -9,7 +9,9 @@
 
 pub mod agent;
 pub mod credential;
+pub mod env;
 pub mod error;
+pub mod http;
 pub mod input;
 pub mod jwks;
 pub mod profile;
@@ -17,6 +19,7 @@ pub mod resolve;
 pub mod secret;
 pub mod store;
 pub mod stored;
+pub mod text;
 
 pub use credential::{AgentIdentity, ApiKey, AuthMode, Claims, Credential};
 pub use error::{Error, Result};

@@ -9,110 +9,13 @@
 //! writes: an env credential cannot reach a [`Store`].
 
 use crate::credential::{AuthMode, Credential};
+use crate::env::{EnvNames, Environment};
 use crate::error::{Error, Result};
 use crate::jwks::Verifier;
 use crate::profile::Profile;
-use crate::secret::{read_bounded, ReadError};
+use crate::secret::ReadError;
 use crate::store::{Location, SourceKind, Store};
-use std::collections::HashMap;
 use std::path::PathBuf;
-use zeroize::Zeroizing;
-
-/// A source of environment variables.
-pub trait Environment: Send + Sync {
-    /// The variable's value, or `None` when unset or not Unicode.
-    fn var(&self, name: &str) -> Option<Zeroizing<String>>;
-}
-
-/// The real process environment.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ProcessEnv;
-
-impl Environment for ProcessEnv {
-    fn var(&self, name: &str) -> Option<Zeroizing<String>> {
-        std::env::var(name).ok().map(Zeroizing::new)
-    }
-}
-
-/// A fixed map of variables, for tests and for embedding programs that
-/// pass configuration explicitly.
-#[derive(Default, Clone)]
-pub struct MapEnv(HashMap<String, String>);
-
-impl MapEnv {
-    /// An empty environment.
-    pub fn new() -> MapEnv {
-        MapEnv::default()
-    }
-
-    /// Adds a variable.
-    pub fn with(mut self, name: &str, value: &str) -> MapEnv {
-        self.0.insert(name.to_string(), value.to_string());
-        self
-    }
-}
-
-impl std::fmt::Debug for MapEnv {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
-    }
-}
-
-impl Environment for MapEnv {
-    fn var(&self, name: &str) -> Option<Zeroizing<String>> {
-        self.0.get(name).map(|v| Zeroizing::new(v.clone()))
-    }
-}
-
-/// Reads a variable, treating empty or all-whitespace as unset.
-pub fn non_blank(env: &dyn Environment, name: &str) -> Option<Zeroizing<String>> {
-    env.var(name).filter(|v| !v.trim().is_empty())
-}
-
-/// The variable names for a prefix: `CREDSTORE` by default; an embedding
-/// program passes its own (`CODEX` gives `CODEX_API_KEY`, …).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvNames {
-    prefix: String,
-}
-
-impl Default for EnvNames {
-    fn default() -> Self {
-        EnvNames::new("CREDSTORE")
-    }
-}
-
-impl EnvNames {
-    /// Names for `prefix`.
-    pub fn new(prefix: &str) -> EnvNames {
-        EnvNames {
-            prefix: prefix.to_string(),
-        }
-    }
-
-    /// `{PREFIX}_{suffix}`.
-    pub fn name(&self, suffix: &str) -> String {
-        format!("{}_{suffix}", self.prefix)
-    }
-
-    /// `{PREFIX}_API_KEY`.
-    pub fn api_key(&self) -> String {
-        self.name("API_KEY")
-    }
-
-    /// `{PREFIX}_AGENT_IDENTITY`.
-    pub fn agent_identity(&self) -> String {
-        self.name("AGENT_IDENTITY")
-    }
-
-    /// The variable for a credential kind.
-    pub fn for_mode(&self, mode: AuthMode) -> String {
-        match mode {
-            AuthMode::ApiKey => self.api_key(),
-            AuthMode::AgentIdentity => self.agent_identity(),
-        }
-    }
-}
 
 /// Where a resolved credential came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +119,12 @@ impl<'a> Resolver<'a> {
         self
     }
 
+    /// Uses these variable names.
+    pub fn with_names(mut self, names: EnvNames) -> Resolver<'a> {
+        self.names = names;
+        self
+    }
+
     /// Skips the environment (`--no-env`).
     pub fn without_env(mut self) -> Resolver<'a> {
         self.use_env = false;
@@ -247,14 +156,13 @@ impl<'a> Resolver<'a> {
         if let Some(found) = self.from_env()? {
             return Ok(Some(found));
         }
-        let Some(stored) = store.load(profile)? else {
+        let Some(found) = store.load(profile)? else {
             return Ok(None);
         };
-        let location = store.locate(profile)?;
-        let credential = self.verified(stored.to_credential(&location.detail)?)?;
+        let credential = self.verified(found.credential.to_credential(&found.location.detail)?)?;
         Ok(Some(Resolved {
             credential,
-            source: Source::Stored(location),
+            source: Source::Stored(found.location),
         }))
     }
 
@@ -278,9 +186,9 @@ impl<'a> Resolver<'a> {
         }
         let name = self.names.for_mode(mode);
         let file_name = format!("{name}_FILE");
-        if non_blank(self.env, &name).is_some() {
+        if self.env.is_set(&name) {
             Some(name)
-        } else if non_blank(self.env, &file_name).is_some() {
+        } else if self.env.is_set(&file_name) {
             Some(file_name)
         } else {
             None
@@ -290,58 +198,43 @@ impl<'a> Resolver<'a> {
     fn read_env_pair(&self, mode: AuthMode) -> Result<Option<Resolved>> {
         let name = self.names.for_mode(mode);
         let file_name = format!("{name}_FILE");
-        let direct = non_blank(self.env, &name);
-        let file = non_blank(self.env, &file_name);
-        match (direct, file) {
-            (Some(_), Some(_)) => Err(Error::Usage(format!(
+        if self.env.is_set(&name) && self.env.is_set(&file_name) {
+            return Err(Error::Usage(format!(
                 "both {name} and {file_name} are set; unset one of them"
-            ))),
-            (Some(value), None) => {
-                let credential =
-                    self.verified(Credential::parse(mode, value.as_bytes(), &name)?)?;
-                Ok(Some(Resolved {
-                    credential,
-                    source: Source::Env {
-                        variable: name,
-                        file: None,
-                    },
-                }))
-            }
-            (None, Some(path)) => {
-                let path = PathBuf::from(path.trim());
-                let origin = format!("{file_name} ({})", path.display());
-                let mut f = std::fs::File::open(&path).map_err(|e| {
-                    Error::Usage(format!(
-                        "{file_name} names {}, which cannot be read: {e}",
-                        path.display()
-                    ))
-                })?;
-                let bytes = match read_bounded(&mut f) {
-                    Ok(b) => b,
-                    Err(ReadError::TooLarge) => {
-                        return Err(Error::InvalidCredential {
-                            kind: mode.describe(),
-                            origin,
-                            reason: "the file is larger than 64 KiB".into(),
-                        })
-                    }
-                    Err(ReadError::Io(e)) => {
-                        return Err(Error::Usage(format!(
-                            "{file_name} names {}, which cannot be read: {e}",
-                            path.display()
-                        )))
-                    }
-                };
-                let credential = self.verified(Credential::parse(mode, &bytes, &origin)?)?;
-                Ok(Some(Resolved {
-                    credential,
-                    source: Source::Env {
-                        variable: file_name,
-                        file: Some(path),
-                    },
-                }))
-            }
-            (None, None) => Ok(None),
+            )));
         }
+        if let Some(value) = self.env.text(&name)? {
+            let credential = self.verified(Credential::parse(mode, value.as_bytes(), &name)?)?;
+            return Ok(Some(Resolved {
+                credential,
+                source: Source::Env {
+                    variable: name,
+                    file: None,
+                },
+            }));
+        }
+        let Some(path) = self.env.path(&file_name) else {
+            return Ok(None);
+        };
+        let origin = format!("{file_name} ({})", path.display());
+        let bytes = crate::secret::read_config_file(&path).map_err(|e| match e {
+            ReadError::TooLarge => Error::InvalidCredential {
+                kind: mode.describe(),
+                origin: origin.clone(),
+                reason: "the file is larger than 64 KiB".into(),
+            },
+            ReadError::Io(e) => Error::Usage(format!(
+                "{file_name} names {}, which cannot be read: {e}",
+                path.display()
+            )),
+        })?;
+        let credential = self.verified(Credential::parse(mode, &bytes, &origin)?)?;
+        Ok(Some(Resolved {
+            credential,
+            source: Source::Env {
+                variable: file_name,
+                file: Some(path),
+            },
+        }))
     }
 }

@@ -30,6 +30,15 @@ pub fn read_bounded(reader: &mut dyn Read) -> Result<Zeroizing<Vec<u8>>, ReadErr
     read_bounded_until(reader, None)
 }
 
+/// Reads a file named by configuration (a `_FILE` variable, a JWKS, a CA
+/// file, a Vault token file) into a zeroized buffer: symlinks are followed,
+/// but a FIFO, device, socket or directory is refused at once (never a
+/// read that blocks forever), and reading stops at [`READ_LIMIT`].
+pub fn read_config_file(path: &std::path::Path) -> Result<Zeroizing<Vec<u8>>, ReadError> {
+    let mut file = credstore_platform::open_regular_file(path).map_err(ReadError::Io)?;
+    read_bounded(&mut file)
+}
+
 /// Like [`read_bounded`], but also stops after the first newline (for a
 /// terminal, where the user ends the paste with Enter).
 pub fn read_bounded_line(reader: &mut dyn Read) -> Result<Zeroizing<Vec<u8>>, ReadError> {

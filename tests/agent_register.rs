@@ -8,7 +8,7 @@ mod common;
 use common::authapi::AuthApi;
 use common::tokens::{self, TokenBuilder};
 use credstore::agent::{register_task, RegistrationConfig, TaskSession, MAX_ERROR_BODY_CHARS};
-use credstore::resolve::{EnvNames, MapEnv};
+use credstore::env::{EnvNames, MapEnv};
 use credstore::{AgentIdentity, Error};
 use ed25519_dalek::SigningKey;
 use serde_json::json;
@@ -106,7 +106,7 @@ fn answers_without_a_task_id_are_errors() {
 fn a_server_that_never_answers_times_out_in_seconds() {
     let api = AuthApi::start();
     let env = MapEnv::new()
-        .with("CREDSTORE_AUTHAPI_BASE_URL", &api.base_url())
+        .with("CREDSTORE_AUTHAPI_BASE_URL", api.base_url())
         .with("CREDSTORE_HTTP_TIMEOUT", "2");
     let config = RegistrationConfig::from_env(&env, &EnvNames::default(), None).expect("config");
     let started = Instant::now();

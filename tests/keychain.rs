@@ -549,7 +549,7 @@ fn zz_helper_process() {
     if std::env::var_os(HELPER_VAR).is_none() {
         return;
     }
-    let env = credstore::resolve::ProcessEnv;
+    let env = credstore::env::ProcessEnv;
     let mut options =
         KeychainOptions::from_env(&env, &Default::default()).expect("keychain options");
     if let Some(limit) = std::env::var("HELPER_MAX_ENTRY_LEN")
@@ -596,9 +596,11 @@ fn zz_helper_process() {
                     json!({"auth_mode": req["mode"], req["mode"].as_str().unwrap(): req["token"]});
                 let c = StoredCredential::from_document(doc.to_string().as_bytes(), "test")
                     .expect("test document");
-                store.save(&profile, &c).map(|()| json!({}))
+                store.save(&profile, &c).map(|_| json!({}))
             }
-            "delete" => store.delete(&profile).map(|d| json!({"deleted": d})),
+            "delete" => store
+                .delete(&profile)
+                .map(|d| json!({"deleted": !d.is_empty()})),
             "probe" => store.probe().map(|()| json!({})),
             "conformance" => {
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

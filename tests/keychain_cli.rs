@@ -132,11 +132,14 @@ fn auto_without_a_secret_service_warns_before_writing_the_file() {
     assert!(out.stderr.contains("plaintext file"), "{}", out.stderr);
 
     // The warning comes before the write: when the write fails, it has
-    // already been printed.
-    let blocked = home.root().join("not-a-dir");
-    std::fs::write(&blocked, "x").unwrap();
+    // already been printed. (The home itself is usable, so the change
+    // lock is taken; the file cannot be written, as a directory holds
+    // its name.)
+    let blocked = home.root().join("blocked");
+    std::fs::create_dir_all(blocked.join("auth.json")).unwrap();
+    set_private(&blocked);
     let out = cli(&home, &session)
-        .env("CREDSTORE_HOME", blocked.join("store"))
+        .env("CREDSTORE_HOME", &blocked)
         .args(["login", "--with-api-key"])
         .stdin("sk-headless\n")
         .expect(4);
@@ -401,5 +404,52 @@ fn no_keychain_is_a_fast_clear_error_when_selected() {
     );
     assert!(out.stderr.contains("--backend file"), "{}", out.stderr);
     assert!(took < Duration::from_secs(1), "{took:?}");
-    assert!(home.snapshot().is_empty(), "nothing written");
+    // Nothing stored: at most the (empty) change lock, which a change
+    // takes before it asks the keychain.
+    let written = home.snapshot();
+    assert!(
+        written
+            .iter()
+            .all(|(path, bytes)| path.ends_with(".lock") && bytes.is_empty()),
+        "nothing written but the lock: {:?}",
+        written.keys()
+    );
+}
+
+fn set_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+#[test]
+fn logout_during_a_migrate_is_one_change_after_the_other() {
+    // Before: a logout that ran between migrate's copy to the keychain
+    // and its delete of the file printed "Nothing to remove" and left the
+    // credential in the keychain. Now each change holds the profile's
+    // lock throughout, so logout runs wholly before or after migrate.
+    let session = SecretServiceSession::start();
+    for round in 0..6 {
+        let home = Home::new();
+        cli(&home, &session)
+            .args(["login", "--with-api-key", "--backend", "file"])
+            .stdin(format!("sk-round-{round}"))
+            .expect(0);
+        let migrate = cli(&home, &session)
+            .args(["migrate", "--from", "file", "--to", "keychain"])
+            .into_command()
+            .spawn()
+            .expect("spawn migrate");
+        std::thread::sleep(Duration::from_millis(5 * round));
+        let logout = cli(&home, &session).args(["logout"]).output();
+        let migrated = migrate.wait_with_output().expect("migrate");
+        assert_eq!(
+            logout.code, 0,
+            "round {round}: logout found nothing, migrate said {:?}: {}",
+            migrated.status, logout.stderr
+        );
+        let status = cli(&home, &session).args(["status", "--json"]).expect(1);
+        assert_eq!(status.json()["logged_in"], false, "round {round}");
+        assert_eq!(session.secret_tool_lookup("default"), None, "round {round}");
+        assert!(!home.auth_json().exists(), "round {round}");
+    }
 }

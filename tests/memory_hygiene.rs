@@ -189,8 +189,9 @@ fn memory_child() {
 #[inline(never)]
 fn load_sign_drop(mode: &str, dir: &std::path::Path) {
     use credstore::credential::{AuthMode, Credential};
+    use credstore::env::ProcessEnv;
     use credstore::profile::Profile;
-    use credstore::resolve::{ProcessEnv, Resolver};
+    use credstore::resolve::Resolver;
     use credstore::store::FileStore;
 
     let credential = match mode {

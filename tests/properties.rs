@@ -15,7 +15,8 @@ mod common;
 
 use common::tokens::TokenBuilder;
 use credstore::credential::{AuthMode, Credential, MAX_AGENT_IDENTITY_BYTES};
-use credstore::resolve::{MapEnv, Resolver};
+use credstore::env::MapEnv;
+use credstore::resolve::Resolver;
 use credstore::secret::trim_input;
 use credstore::stored::{looks_like_jwt, StoredCredential};
 use credstore::{AgentIdentity, ApiKey, Error};
@@ -201,7 +202,17 @@ const RFC3339_SECONDS: std::ops::RangeInclusive<i64> = -62_167_219_200..=253_402
 /// Whether `value` is acceptable for claim `name` (SPEC §1.1).
 fn claim_is_valid(name: &str, value: &Value) -> bool {
     match name {
-        "agent_runtime_id" | "account_id" => value.as_str().is_some_and(|s| !s.is_empty()),
+        // Part of URLs and signed messages: no hidden character.
+        "agent_runtime_id" => value
+            .as_str()
+            .is_some_and(|s| !s.is_empty() && !s.chars().any(credstore::text::is_hidden)),
+        // An HTTP header value: printable ASCII, no surrounding spaces.
+        "account_id" => value.as_str().is_some_and(|s| {
+            !s.is_empty()
+                && s.bytes().all(|b| (0x20..=0x7e).contains(&b))
+                && !s.starts_with(' ')
+                && !s.ends_with(' ')
+        }),
         "chatgpt_user_id" | "email" | "plan_type" => value.is_string(),
         "chatgpt_account_is_fedramp" => value.is_boolean(),
         // An integer an RFC 3339 time can show (years 0000-9999).
@@ -391,8 +402,8 @@ proptest! {
 
     #[test]
     fn valid_identities_round_trip(
-        runtime in "\\PC{1,40}",
-        account in "\\PC{1,40}",
+        runtime in "[^\\p{C}\\p{Zl}\\p{Zp}]{1,40}",
+        account in "[!-~]([ -~]{0,38}[!-~])?",
         user in "\\PC{0,40}",
         email in "\\PC{0,40}",
         plan in "\\PC{0,20}",
@@ -518,14 +529,24 @@ fn a_directory_or_an_endless_device_as_env_file() {
     let env = MapEnv::new().with("CREDSTORE_API_KEY_FILE", dir.path().to_str().unwrap());
     let e = Resolver::new(&env).from_env().unwrap_err();
     assert_eq!(e.exit_code(), 2, "{e}");
-    // Reading stops at 64 KiB: an endless file cannot exhaust memory.
+    // A device (an endless one, or a FIFO that would block) is refused at
+    // once, before any read.
     for dev in ["/dev/zero", "/dev/urandom"] {
         for var in ["CREDSTORE_API_KEY_FILE", "CREDSTORE_AGENT_IDENTITY_FILE"] {
             let env = MapEnv::new().with(var, dev);
             let e = timed(dev, || Resolver::new(&env).from_env()).unwrap_err();
-            assert_eq!(e.exit_code(), 3, "{e}");
-            assert!(e.to_string().contains("64 KiB"), "{e}");
+            assert_eq!(e.exit_code(), 2, "{e}");
+            assert!(e.to_string().contains("not a regular file"), "{e}");
         }
+    }
+    // Reading stops at 64 KiB: a huge file cannot exhaust memory.
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'k'; 10 * 1024 * 1024]).unwrap();
+    for var in ["CREDSTORE_API_KEY_FILE", "CREDSTORE_AGENT_IDENTITY_FILE"] {
+        let env = MapEnv::new().with(var, &big);
+        let e = timed("big", || Resolver::new(&env).from_env()).unwrap_err();
+        assert_eq!(e.exit_code(), 3, "{e}");
+        assert!(e.to_string().contains("64 KiB"), "{e}");
     }
 }
 

@@ -5,8 +5,9 @@ mod common;
 
 use common::tokens::TokenBuilder;
 use credstore::credential::{AuthMode, Credential};
+use credstore::env::MapEnv;
 use credstore::profile::Profile;
-use credstore::resolve::{MapEnv, Resolver, Source};
+use credstore::resolve::{Resolver, Source};
 use credstore::store::{MemoryStore, SourceKind, Store};
 use credstore::stored::StoredCredential;
 

@@ -10,8 +10,8 @@ mod common;
 use common::tokens::TokenBuilder;
 use common::{Home, Output, Run};
 use credstore::credential::{AuthMode, Credential};
+use credstore::env::{EnvNames, MapEnv};
 use credstore::profile::Profile;
-use credstore::resolve::MapEnv;
 use credstore::store::{Store, VaultStore};
 use credstore::stored::StoredCredential;
 use credstore::Error;
@@ -227,7 +227,7 @@ impl Bao {
     }
 
     fn store(&self, env: MapEnv) -> VaultStore {
-        VaultStore::from_env(&env).expect("vault store")
+        VaultStore::from_env(&env, &EnvNames::default()).expect("vault store")
     }
 
     /// Names under `<mount>/metadata/<prefix>` (empty when none).
@@ -400,7 +400,7 @@ fn conformance_check_and_set_and_delete() {
             let env = bao.env();
             let p = p.clone();
             std::thread::spawn(move || {
-                let store = VaultStore::from_env(&env).unwrap();
+                let store = VaultStore::from_env(&env, &EnvNames::default()).unwrap();
                 let (mut ok, mut conflicts) = (0u64, 0u64);
                 for i in 0..12 {
                     let seen = store.current_version(&p).unwrap();
@@ -417,7 +417,7 @@ fn conformance_check_and_set_and_delete() {
                     // Plain saves race too; they may conflict but never
                     // fail otherwise.
                     match store.save(&p, &api_key(&format!("sk-s{w}-{i}"))) {
-                        Ok(()) => ok += 1,
+                        Ok(_) => ok += 1,
                         Err(e) => {
                             assert_vault_error(&e, "check-and-set conflict");
                             conflicts += 1;
@@ -446,7 +446,7 @@ fn conformance_check_and_set_and_delete() {
         store.save(&p, &api_key(&format!("sk-v{i}"))).unwrap();
     }
     assert_eq!(store.current_version(&p).unwrap(), 3);
-    assert!(store.delete(&p).unwrap());
+    assert!(!store.delete(&p).unwrap().is_empty());
     assert_eq!(
         bao.admin("GET", "secret/metadata/credstore/versions", None)
             .0,
@@ -464,7 +464,7 @@ fn conformance_check_and_set_and_delete() {
             "version {v} is gone"
         );
     }
-    assert!(!store.delete(&p).unwrap());
+    assert!(store.delete(&p).unwrap().is_empty());
     assert_eq!(store.current_version(&p).unwrap(), 0);
 }
 
@@ -601,7 +601,7 @@ fn auth_policies_and_misconfiguration() {
         store.load(&nsp).unwrap().is_none(),
         "not in the root namespace"
     );
-    assert!(ns.delete(&nsp).unwrap());
+    assert!(!ns.delete(&nsp).unwrap().is_empty());
 
     // A stored secret that breaks the stored form: corrupt store, content
     // not echoed; a secret deleted (soft) reads as nothing stored.
@@ -835,9 +835,15 @@ fn cli_end_to_end() {
             "sk-denied-SECRET",
         ],
     );
+    // No local copy of anything: at most the (empty) change lock that
+    // serializes this machine's changes.
+    let local = home.snapshot();
     assert!(
-        home.snapshot().is_empty(),
-        "the vault backend writes no local file"
+        local
+            .iter()
+            .all(|(path, bytes)| path.ends_with(".lock") && bytes.is_empty()),
+        "the vault backend writes no local file but the lock: {:?}",
+        local.keys()
     );
 }
 
@@ -884,6 +890,7 @@ fn unreachable_silent_and_broken_servers() {
                 .with("VAULT_ADDR", addr)
                 .with("VAULT_TOKEN", token)
                 .with("CREDSTORE_HTTP_TIMEOUT", "1"),
+            &EnvNames::default(),
         )
         .unwrap()
     };
@@ -1039,4 +1046,237 @@ fn migrate_between_file_and_vault() {
         .args(["migrate", "--to", "file"])
         .expect(1);
     assert_clean(&[&out], &[&jwt, &root]);
+}
+
+// ---------------------------------------------------------------------------
+// Hardening, round 2 (issue 8, items 2, 6, 7)
+
+/// A TCP proxy to `upstream` that holds the first request writing a
+/// secret (`POST …/data/…`) until the test releases it.
+struct PausingProxy {
+    addr: String,
+    paused: std::sync::mpsc::Receiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl PausingProxy {
+    fn start(upstream: &str) -> PausingProxy {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = format!("http://{}", listener.local_addr().expect("addr"));
+        let (paused_tx, paused) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Arc::new(std::sync::Mutex::new(Some((paused_tx, release_rx))));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut s_read, mut c_write) = (server, client);
+                let gate = gate.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = String::from_utf8_lossy(&buf[..n]);
+                        if chunk.starts_with("POST ") && chunk.contains("/data/") {
+                            if let Some((told, wait)) = gate.lock().unwrap().take() {
+                                let _ = told.send(());
+                                let _ = wait.recv_timeout(Duration::from_secs(60));
+                            }
+                        }
+                        if s_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_read, &mut c_write);
+                });
+            }
+        });
+        PausingProxy {
+            addr,
+            paused,
+            release,
+        }
+    }
+}
+
+#[test]
+fn migrate_to_vault_never_overwrites_a_write_made_after_its_read() {
+    let bao = Bao::start();
+    let root = bao.root.clone();
+    let proxy = PausingProxy::start(&bao.addr);
+    // Machine A has a file credential; machine B (another home, so
+    // another lock) logs in to the same Vault path in the middle of A's
+    // migrate — between A's read of the version and A's write.
+    let a = Home::new();
+    let b = Home::new();
+    a.run()
+        .args(["login", "--with-api-key", "--backend", "file"])
+        .stdin("sk-machine-a")
+        .expect(0);
+    let migrate = a
+        .run()
+        .args(["migrate", "--from", "file", "--to", "vault"])
+        .env("VAULT_ADDR", &proxy.addr)
+        .env("VAULT_TOKEN", &root)
+        .into_command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn migrate");
+    proxy
+        .paused
+        .recv_timeout(Duration::from_secs(30))
+        .expect("migrate reached its write");
+    bao.cli(&b, &root)
+        .args(["login", "--with-api-key"])
+        .stdin("sk-machine-b")
+        .expect(0);
+    proxy.release.send(()).unwrap();
+    let out = migrate.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a conflict, not an overwrite: {stderr}"
+    );
+    assert!(
+        stderr.contains("changed") || stderr.contains("conflict"),
+        "{stderr}"
+    );
+    // B's write stands; A's credential is still in A's file.
+    let token = bao.cli(&b, &root).args(["token"]).expect(0);
+    assert_eq!(token.stdout, "sk-machine-b\n");
+    let file = a.run().args(["token", "--backend", "file"]).expect(0);
+    assert_eq!(file.stdout, "sk-machine-a\n");
+}
+
+#[test]
+fn plain_http_to_a_remote_vault_is_refused_unless_allowed() {
+    let home = Home::new();
+    // TEST-NET-1: never routed, so nothing is ever sent anywhere.
+    let remote = "http://192.0.2.1:8200";
+    let out = home
+        .run()
+        .args(["status", "--backend", "vault"])
+        .env("VAULT_ADDR", remote)
+        .env("VAULT_TOKEN", "hvs.throwaway-test-token")
+        .expect(2);
+    assert!(out.stderr.contains("https://"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("CREDSTORE_VAULT_ALLOW_HTTP"),
+        "{}",
+        out.stderr
+    );
+    out.assert_no_secret("hvs.throwaway-test-token", "refusal");
+    // Allowed explicitly: used, with a warning (and here it times out).
+    let out = home
+        .run()
+        .args(["status", "--backend", "vault"])
+        .env("VAULT_ADDR", remote)
+        .env("VAULT_TOKEN", "hvs.throwaway-test-token")
+        .env("CREDSTORE_VAULT_ALLOW_HTTP", "1")
+        .env("CREDSTORE_HTTP_TIMEOUT", "1")
+        .expect(4);
+    assert!(out.stderr.contains("unencrypted"), "{}", out.stderr);
+}
+
+/// A server that answers every request with an error whose messages echo
+/// the request back in overlapping 12-byte slices (a hostile or buggy
+/// Vault quoting what it was sent).
+fn echoing_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut request = Vec::new();
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&request).into_owned();
+            let chars: Vec<char> = text.chars().collect();
+            let slices: Vec<String> = chars
+                .chunks(6)
+                .enumerate()
+                .map(|(i, _)| chars[i * 6..(i * 6 + 12).min(chars.len())].iter().collect())
+                .collect();
+            let body = json!({"errors": slices}).to_string();
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_vault_echoing_slices_of_secrets_gets_none_of_them_printed() {
+    let home = Home::new();
+    let addr = echoing_server();
+    let vault_token = format!("hvs.{}", random_hex());
+    let jwt = TokenBuilder::new().build();
+    for (args, stdin) in [
+        (&["login", "--with-agent-identity"][..], jwt.as_str()),
+        (
+            &["login", "--with-api-key"][..],
+            "sk-a-long-api-key-0123456789",
+        ),
+        (&["status"][..], ""),
+        (&["logout"][..], ""),
+    ] {
+        let out = home
+            .run()
+            .args(["--backend", "vault"])
+            .args(args)
+            .env("VAULT_ADDR", &addr)
+            .env("VAULT_TOKEN", &vault_token)
+            .stdin(stdin)
+            .output();
+        assert_eq!(out.code, 4, "{args:?}: {}", out.stderr);
+        for secret in [
+            vault_token.as_str(),
+            jwt.as_str(),
+            "sk-a-long-api-key-0123456789",
+        ] {
+            let chars: Vec<char> = secret.chars().collect();
+            for window in chars.windows(8) {
+                let w: String = window.iter().collect();
+                assert!(
+                    !out.stderr.contains(&w) && !out.stdout.contains(&w),
+                    "{args:?}: an 8-character piece of a secret was printed: {}",
+                    out.stderr
+                );
+            }
+        }
+    }
 }

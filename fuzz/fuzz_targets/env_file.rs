@@ -4,7 +4,8 @@
 #![no_main]
 mod common;
 
-use credstore::resolve::{MapEnv, Resolver};
+use credstore::env::MapEnv;
+use credstore::resolve::Resolver;
 use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -34,19 +34,59 @@ impl std::fmt::Debug for RequestHeaders {
     }
 }
 
+/// Whether `value` may be sent as an HTTP header value as it is: printable
+/// ASCII (space and tab allowed inside), not empty, no surrounding
+/// whitespace. Anything else — CR, LF, NUL, DEL, non-ASCII — could forge a
+/// header line or be read differently by the server.
+pub fn is_valid_header_value(value: &str) -> bool {
+    let b = value.as_bytes();
+    !b.is_empty()
+        && b.iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\t')
+        && !matches!(b.first(), Some(b' ' | b'\t'))
+        && !matches!(b.last(), Some(b' ' | b'\t'))
+}
+
 impl RequestHeaders {
+    /// Builds the headers, refusing any value that is not a valid HTTP
+    /// header value ([`is_valid_header_value`]): such a value can never be
+    /// in a `RequestHeaders`. The value is not echoed in the error.
+    fn build(entries: Vec<(&'static str, SecretString)>, origin: &str) -> Result<RequestHeaders> {
+        for (name, value) in &entries {
+            if !is_valid_header_value(value.expose_secret()) {
+                return Err(Error::InvalidCredential {
+                    kind: if *name == AUTHORIZATION_HEADER
+                        && !value.expose_secret().starts_with("AgentAssertion ")
+                    {
+                        "API key"
+                    } else {
+                        "agent identity"
+                    },
+                    origin: origin.to_string(),
+                    reason: format!(
+                        "its {name} header value would not be a valid HTTP header value \
+                         (only printable ASCII can be sent)"
+                    ),
+                });
+            }
+        }
+        Ok(RequestHeaders { entries })
+    }
+
     /// `Authorization: Bearer <key>`, for an API key.
-    fn bearer(key: &str) -> RequestHeaders {
+    fn bearer(key: &str, origin: &str) -> Result<RequestHeaders> {
         let mut value = zeroize::Zeroizing::new(String::with_capacity(7 + key.len()));
         value.push_str("Bearer ");
         value.push_str(key);
-        RequestHeaders {
-            entries: vec![(AUTHORIZATION_HEADER, secret_string(&value))],
-        }
+        RequestHeaders::build(vec![(AUTHORIZATION_HEADER, secret_string(&value))], origin)
     }
 
     /// The headers for an agent identity and its signed assertion.
-    fn agent(assertion: &AgentAssertion, account_id: &str, fedramp: bool) -> RequestHeaders {
+    fn agent(
+        assertion: &AgentAssertion,
+        account_id: &str,
+        fedramp: bool,
+        origin: &str,
+    ) -> Result<RequestHeaders> {
         let mut entries = vec![
             (AUTHORIZATION_HEADER, secret_string(assertion.expose())),
             (ACCOUNT_ID_HEADER, secret_string(account_id)),
@@ -54,7 +94,7 @@ impl RequestHeaders {
         if fedramp {
             entries.push((FEDRAMP_HEADER, secret_string("true")));
         }
-        RequestHeaders { entries }
+        RequestHeaders::build(entries, origin)
     }
 
     /// `(name, value)` pairs in order. This exposes the secret values.
@@ -102,7 +142,7 @@ impl Credential {
         timestamp: i64,
     ) -> Result<RequestHeaders> {
         match self {
-            Credential::ApiKey(key) => Ok(RequestHeaders::bearer(key.expose())),
+            Credential::ApiKey(key) => RequestHeaders::bearer(key.expose(), key.origin()),
             Credential::AgentIdentity(id) => {
                 let task_id = task_id.ok_or_else(|| {
                     Error::Usage(format!(
@@ -128,11 +168,12 @@ impl AgentIdentity {
     pub fn request_headers_at(&self, task_id: &str, timestamp: i64) -> Result<RequestHeaders> {
         let assertion = self.assertion_at(task_id, timestamp)?;
         let claims = self.claims();
-        Ok(RequestHeaders::agent(
+        RequestHeaders::agent(
             &assertion,
             &claims.account_id,
             claims.fedramp,
-        ))
+            self.origin(),
+        )
     }
 }
 
@@ -178,6 +219,28 @@ mod tests {
         assert_eq!(h.get(FEDRAMP_HEADER), None);
         let dbg = format!("{h:?}");
         assert!(dbg.contains("acct-test-1") && !dbg.contains(expected.expose()));
+    }
+
+    #[test]
+    fn header_values_are_checked() {
+        assert!(is_valid_header_value("Bearer sk-1"));
+        assert!(is_valid_header_value("a\tb"));
+        for bad in [
+            "",
+            " a",
+            "a ",
+            "a\r\nX-Forged: 1",
+            "a\0",
+            "a\u{7f}",
+            "caf\u{e9}",
+        ] {
+            assert!(!is_valid_header_value(bad), "{bad:?}");
+        }
+        // An API key that is valid as a key but cannot travel in a header.
+        let c = Credential::parse(AuthMode::ApiKey, "sk-caf\u{e9}".as_bytes(), "test").unwrap();
+        let e = c.request_headers(None).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(!e.to_string().contains("caf"), "{e}");
     }
 
     #[test]

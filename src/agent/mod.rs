@@ -12,7 +12,8 @@
 //!
 //! ```no_run
 //! use credstore::agent::{RegistrationConfig, TaskSession};
-//! use credstore::resolve::{ProcessEnv, Resolver};
+//! use credstore::env::ProcessEnv;
+//! use credstore::resolve::Resolver;
 //! use credstore::{profile::Profile, store::MemoryStore, Credential};
 //! use std::sync::Arc;
 //!

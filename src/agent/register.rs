@@ -4,8 +4,8 @@
 use super::assertion::{check_task_id, AgentAssertion};
 use super::headers::RequestHeaders;
 use crate::credential::{unix_now, AgentIdentity};
+use crate::env::{EnvNames, Environment};
 use crate::error::{Error, Result};
-use crate::resolve::{non_blank, EnvNames, Environment};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::Value;
@@ -13,14 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Deadline for the whole registration request when
-/// `CREDSTORE_HTTP_TIMEOUT` is not set.
-pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// `{PREFIX}_HTTP_TIMEOUT` is not set (the same for every network call).
+pub const DEFAULT_HTTP_TIMEOUT: Duration = crate::http::DEFAULT_TIMEOUT;
 
 /// At most this many characters of an error answer's body are reported.
 pub const MAX_ERROR_BODY_CHARS: usize = 512;
-
-/// Connecting never takes longer than this, whatever the overall deadline.
-const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest answer read; a task id answer is tiny.
 const MAX_ANSWER_BYTES: u64 = 64 * 1024;
@@ -47,7 +44,7 @@ impl RegistrationConfig {
             base_url,
             loopback,
             timeout: DEFAULT_HTTP_TIMEOUT,
-            timeout_variable: EnvNames::default().name("HTTP_TIMEOUT"),
+            timeout_variable: EnvNames::default().http_timeout(),
         })
     }
 
@@ -66,8 +63,8 @@ impl RegistrationConfig {
         names: &EnvNames,
         base_url: Option<&str>,
     ) -> Result<RegistrationConfig> {
-        let url_var = names.name("AUTHAPI_BASE_URL");
-        let from_var = non_blank(env, &url_var);
+        let url_var = names.authapi_base_url();
+        let from_var = env.text(&url_var)?;
         let url = match (base_url, from_var.as_deref()) {
             (Some(u), _) => u.to_string(),
             (None, Some(u)) => u.to_string(),
@@ -81,15 +78,8 @@ impl RegistrationConfig {
             (None, Error::Usage(m)) => Error::Usage(format!("{url_var}: {m}")),
             (_, e) => e,
         })?;
-        let timeout_var = names.name("HTTP_TIMEOUT");
-        if let Some(v) = non_blank(env, &timeout_var) {
-            let secs: u64 = v.trim().parse().ok().filter(|&s| s > 0).ok_or_else(|| {
-                Error::Usage(format!(
-                    "{timeout_var} must be a whole number of seconds greater than 0"
-                ))
-            })?;
-            config.timeout = Duration::from_secs(secs);
-        }
+        let timeout_var = names.http_timeout();
+        config.timeout = crate::http::timeout_from_env(env, names)?;
         config.timeout_variable = timeout_var;
         Ok(config)
     }
@@ -137,7 +127,7 @@ fn check_base_url(url: &str) -> Result<(String, bool)> {
             "it has a query or fragment; give only scheme, host, port and path",
         ));
     }
-    let loopback = is_loopback_host(host);
+    let loopback = crate::http::is_loopback_host(host);
     match uri.scheme_str() {
         Some("https") => {}
         Some("http") if loopback => {}
@@ -161,24 +151,16 @@ fn redact_userinfo(url: &str) -> String {
     }
 }
 
-fn is_loopback_host(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
-}
+/// Everything but RFC 3986 unreserved characters is encoded, so a runtime
+/// id stays exactly one path segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn percent_encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 /// Registers a task for `identity` now and returns its id. See
@@ -212,21 +194,11 @@ pub fn register_task_at(
     }))
     .map_err(|e| failure(&url, None, format!("cannot encode the request: {e}")))?;
 
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(config.timeout))
-        .timeout_connect(Some(config.timeout.min(MAX_CONNECT_TIMEOUT)))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        // A loopback server is never reached through a proxy; elsewhere the
-        // usual HTTPS_PROXY / ALL_PROXY / NO_PROXY variables apply.
-        .proxy(if config.loopback {
-            None
-        } else {
-            ureq::Proxy::try_from_env()
-        })
-        .user_agent(concat!("credstore/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent();
+    let agent = crate::http::client(&crate::http::ClientOptions {
+        timeout: config.timeout,
+        loopback: config.loopback,
+        ca_certs: None,
+    });
 
     let mut response = agent
         .post(&url)
@@ -444,7 +416,7 @@ impl TaskSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::MapEnv;
+    use crate::env::MapEnv;
 
     #[test]
     fn base_url_rules() {

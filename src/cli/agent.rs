@@ -7,10 +7,10 @@ use super::context::Context;
 use clap::Args;
 use credstore::agent::{register_task, RegistrationConfig};
 use credstore::credential::unix_now;
+use credstore::env::{EnvNames, Environment};
 use credstore::jwks::Verifier;
-use credstore::resolve::{EnvNames, Environment, Resolved};
+use credstore::resolve::Resolved;
 use credstore::{AgentIdentity, Credential, Error, Result};
-use std::io::Write;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
@@ -35,16 +35,17 @@ impl JwksArgs {
     /// The verifier the options (or `CREDSTORE_JWKS`) configure, if any.
     /// `--issuer`/`--audience` without a JWKS is a usage error: they would
     /// silently check nothing.
-    pub fn verifier(&self, env: &dyn Environment) -> Result<Option<Verifier>> {
+    pub fn verifier(&self, env: &dyn Environment, names: &EnvNames) -> Result<Option<Verifier>> {
         let verifier = match &self.jwks {
             Some(path) => Some(Verifier::from_file(path).map_err(|e| prefix_usage(e, "--jwks"))?),
-            None => Verifier::from_env(env, &EnvNames::default())?,
+            None => Verifier::from_env(env, names)?,
         };
         let Some(mut verifier) = verifier else {
             if self.issuer.is_some() || self.audience.is_some() {
-                return Err(Error::Usage(
-                    "--issuer and --audience need a JWKS to verify against: pass --jwks FILE or set CREDSTORE_JWKS".into(),
-                ));
+                return Err(Error::Usage(format!(
+                    "--issuer and --audience need a JWKS to verify against: pass --jwks FILE or set {}",
+                    names.jwks()
+                )));
             }
             return Ok(None);
         };
@@ -117,12 +118,7 @@ fn agent_identity<'r>(resolved: &'r Resolved, command: &str) -> Result<&'r Agent
     })
 }
 
-fn write_stdout(data: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(data.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io("writing", "stdout", e))
-}
+use super::write_stdout;
 
 /// `credstore assertion --task-id ID`: the `AgentAssertion …` value.
 pub fn assertion(ctx: &Context, args: &AssertionArgs) -> Result<u8> {
@@ -156,9 +152,9 @@ pub fn headers(ctx: &Context, args: &HeadersArgs) -> Result<u8> {
             if i > 0 {
                 out.push(',');
             }
-            push_json_string(&mut out, name);
+            push_json_string(&mut out, name)?;
             out.push(':');
-            push_json_string(&mut out, value);
+            push_json_string(&mut out, value)?;
         }
         out.push_str("}\n");
     } else {
@@ -173,27 +169,23 @@ pub fn headers(ctx: &Context, args: &HeadersArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Appends `s` as a JSON string literal (at most 6 bytes per byte of `s`,
-/// plus the quotes).
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// Appends `s` as a JSON string literal, escaped by serde_json, into `out`
+/// (sized by the caller for the worst case, so it never grows).
+fn push_json_string(out: &mut String, s: &str) -> Result<()> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(6 * s.len() + 2));
+    serde_json::to_writer(&mut *buf, s).map_err(|e| Error::Backend {
+        backend: "json",
+        message: format!("cannot encode a header as JSON: {e}"),
+    })?;
+    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+    Ok(())
 }
 
 /// `credstore register-task [--base-url URL]`: prints the task id.
 pub fn register(ctx: &Context, args: &RegisterTaskArgs) -> Result<u8> {
     let resolved = active(ctx)?;
     let identity = agent_identity(&resolved, "register-task")?;
-    let config =
-        RegistrationConfig::from_env(&ctx.env, &EnvNames::default(), args.base_url.as_deref())?;
+    let config = RegistrationConfig::from_env(&ctx.env, ctx.names(), args.base_url.as_deref())?;
     let task_id = register_task(identity, &config)?;
     write_stdout(&format!("{task_id}\n"))?;
     Ok(0)

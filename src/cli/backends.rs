@@ -1,18 +1,6 @@
-//! Building the keychain-backed stores for the CLI, and printing what
-//! `auto` and the keychain backend tell the user (on stderr).
+//! Printing what `auto` and the keychain backend tell the user (on stderr).
 
-use super::context::Context;
-use credstore::resolve::EnvNames;
-use credstore::store::{AutoNotice, KeychainOptions, KeychainStore};
-use credstore::Result;
-
-/// The OS keychain with the user's settings (`CREDSTORE_KEYCHAIN_TIMEOUT`).
-pub fn keychain(ctx: &Context) -> Result<KeychainStore> {
-    Ok(KeychainStore::new(KeychainOptions::from_env(
-        &ctx.env,
-        &EnvNames::default(),
-    )?))
-}
+use credstore::store::AutoNotice;
 
 /// Prints a notice from `auto` or the keychain backend.
 pub fn print_notice(notice: AutoNotice<'_>) {

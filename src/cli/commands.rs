@@ -9,7 +9,6 @@ use credstore::resolve::{Resolved, Source};
 use credstore::store::{BackendKind, SourceKind, Store};
 use credstore::stored::StoredCredential;
 use credstore::{Error, Result};
-use std::io::Write;
 
 pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
     match command {
@@ -25,7 +24,11 @@ pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = super::Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "credstore", &mut std::io::stdout());
+            // Rendered first, then written in one checked write: a full or
+            // closed stdout is an error (exit 4), never a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "credstore", &mut script);
+            super::write_stdout_bytes(&script)?;
             Ok(0)
         }
     }
@@ -43,10 +46,11 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
     agent::verify_login(ctx, &credential)?;
 
     let store = ctx.store()?;
-    let location = store.describe(&ctx.profile);
     let stored = StoredCredential::from_credential(&credential);
-    store.save(&ctx.profile, &stored)?;
-    let location = store.locate(&ctx.profile).unwrap_or(location);
+    let location = {
+        let _lock = ctx.lock_changes()?;
+        store.save(&ctx.profile, &stored)?
+    };
 
     let resolved = Resolved {
         credential,
@@ -139,24 +143,25 @@ fn login_summary(report: &Report, ctx: &Context) -> String {
 
 fn logout(ctx: &Context) -> Result<u8> {
     let store = ctx.store()?;
-    // Where it is (for `auto`: the keychain or the file), before it goes.
-    let location = store
-        .locate(&ctx.profile)
-        .unwrap_or_else(|_| store.describe(&ctx.profile));
+    // One change (every backend's delete runs under the change lock, or
+    // creates nothing when there is nothing to remove).
     let removed = store.delete(&ctx.profile)?;
     let resolver = ctx.resolver();
-    let code = if removed {
+    let code = if removed.is_empty() {
         eprintln!(
-            "Removed the credential of profile {} from {location}.",
-            ctx.profile
-        );
-        0
-    } else {
-        eprintln!(
-            "Nothing to remove: no credential is stored for profile {} ({location}).",
-            ctx.profile
+            "Nothing to remove: no credential is stored for profile {} ({}).",
+            ctx.profile,
+            store.describe(&ctx.profile)
         );
         1
+    } else {
+        let places: Vec<String> = removed.iter().map(|l| l.to_string()).collect();
+        eprintln!(
+            "Removed the credential of profile {} from {}.",
+            ctx.profile,
+            places.join(" and ")
+        );
+        0
     };
     for mode in [AuthMode::ApiKey, AuthMode::AgentIdentity] {
         if let Some(var) = resolver.set_variable(mode) {
@@ -259,17 +264,19 @@ fn token(ctx: &Context) -> Result<u8> {
     resolved
         .credential
         .ensure_not_expired(unix_now(), &resolved.source.describe())?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(resolved.credential.expose_token().as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io("writing", "stdout", e))?;
+    let token = resolved.credential.expose_token().as_bytes();
+    let mut line = zeroize::Zeroizing::new(Vec::with_capacity(token.len() + 1));
+    line.extend_from_slice(token);
+    line.push(b'\n');
+    super::write_stdout_bytes(&line)?;
     Ok(0)
 }
 
 pub fn not_logged_in(ctx: &Context) -> Error {
     Error::NoCredential(format!(
-        "no credential for profile {}: nothing is stored and no CREDSTORE_API_KEY / CREDSTORE_AGENT_IDENTITY is set. Run `credstore login --with-agent-identity` (token on stdin).",
-        ctx.profile
+        "no credential for profile {}: nothing is stored and no {} / {} is set. Run `credstore login --with-agent-identity` (token on stdin).",
+        ctx.profile,
+        ctx.names().api_key(),
+        ctx.names().agent_identity()
     ))
 }

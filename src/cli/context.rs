@@ -1,16 +1,17 @@
-//! What every command needs: the environment, the profile, the backend.
+//! What every command needs: the environment, the settings (profile,
+//! backend, home — chosen by the library's factory), the JWKS.
 
 use super::Cli;
+use credstore::env::{EnvNames, ProcessEnv};
 use credstore::profile::Profile;
-use credstore::resolve::{non_blank, ProcessEnv, Resolver};
-use credstore::store::{
-    AutoStore, BackendKind, FileStore, KeychainFirst, MemoryStore, Store, VaultStore,
-};
-use credstore::{Error, Result, Verifier};
+use credstore::resolve::Resolver;
+use credstore::store::{BackendKind, ChangeLock, Selection, Settings, Store, VaultConfig};
+use credstore::{Result, Verifier};
 use std::path::PathBuf;
 
 pub struct Context {
     pub env: ProcessEnv,
+    pub settings: Settings,
     pub profile: Profile,
     pub backend: BackendKind,
     pub no_env: bool,
@@ -19,59 +20,32 @@ pub struct Context {
     pub verifier: Option<Verifier>,
 }
 
-/// Names the variable a bad setting came from.
-fn from_variable(name: &str, e: Error) -> Error {
-    match e {
-        Error::Usage(m) => Error::Usage(format!("{name}: {m}")),
-        other => other,
-    }
-}
-
 impl Context {
     pub fn from_cli(cli: &Cli) -> Result<Context> {
         let env = ProcessEnv;
-        let profile = match &cli.profile {
-            Some(p) => Profile::new(p)?,
-            None => match non_blank(&env, "CREDSTORE_PROFILE") {
-                Some(p) => {
-                    Profile::new(p.trim()).map_err(|e| from_variable("CREDSTORE_PROFILE", e))?
-                }
-                None => Profile::default_profile(),
-            },
+        let selection = Selection {
+            backend: cli.backend.clone(),
+            profile: cli.profile.clone(),
         };
-        let backend = match &cli.backend {
-            Some(b) => BackendKind::parse(b)?,
-            None => match non_blank(&env, "CREDSTORE_BACKEND") {
-                Some(b) => {
-                    BackendKind::parse(&b).map_err(|e| from_variable("CREDSTORE_BACKEND", e))?
-                }
-                None => BackendKind::Auto,
-            },
-        };
-        let home = match non_blank(&env, "CREDSTORE_HOME") {
-            Some(h) => PathBuf::from(h.trim()),
-            None => directories::ProjectDirs::from("", "", "credstore")
-                .map(|d| d.config_dir().to_path_buf())
-                .ok_or_else(|| {
-                    Error::Usage(
-                        "cannot find a home directory for the credential file; set CREDSTORE_HOME"
-                            .into(),
-                    )
-                })?,
-        };
-        let verifier = cli.jwks.verifier(&env)?;
+        let settings = Settings::resolve(&env, &EnvNames::default(), &selection)?;
+        let verifier = cli.jwks.verifier(&env, &settings.names)?;
         Ok(Context {
             env,
-            profile,
-            backend,
+            profile: settings.profile.clone(),
+            backend: settings.backend,
+            home: settings.home.clone(),
+            settings,
             no_env: cli.no_env,
-            home,
             verifier,
         })
     }
 
+    pub fn names(&self) -> &EnvNames {
+        &self.settings.names
+    }
+
     pub fn resolver(&self) -> Resolver<'_> {
-        let mut r = Resolver::new(&self.env);
+        let mut r = Resolver::new(&self.env).with_names(self.settings.names.clone());
         if let Some(v) = &self.verifier {
             r = r.with_verifier(v);
         }
@@ -84,21 +58,36 @@ impl Context {
 
     /// Opens the selected backend.
     pub fn store(&self) -> Result<Box<dyn Store>> {
-        let file = FileStore::new(self.home.clone());
-        Ok(match self.backend {
-            BackendKind::File => Box::new(file),
-            BackendKind::Memory => Box::new(MemoryStore::new()),
-            BackendKind::Auto => Box::new(AutoStore::new(
-                Box::new(super::backends::keychain(self)?),
-                file,
-                Box::new(super::backends::print_notice),
-            )),
-            BackendKind::Keychain => Box::new(KeychainFirst::new(
-                Box::new(super::backends::keychain(self)?),
-                file,
-                Box::new(super::backends::print_notice),
-            )),
-            BackendKind::Vault => Box::new(VaultStore::from_env(&self.env)?),
-        })
+        if self.backend == BackendKind::Vault {
+            self.warn_if_insecure_vault();
+        }
+        self.settings
+            .open(&self.env, Box::new(super::backends::print_notice))
+    }
+
+    /// Says so when plain http to a remote Vault was allowed explicitly
+    /// (`{PREFIX}_VAULT_ALLOW_HTTP=1`): the token and the credential cross
+    /// the network in clear.
+    pub fn warn_if_insecure_vault(&self) {
+        if let Ok(config) = VaultConfig::from_env(&self.env, self.names()) {
+            if config.insecure_http() {
+                eprintln!(
+                    "warning: {} is plain http to a host that is not loopback ({} is set): the \
+                     Vault token and the credential cross the network unencrypted",
+                    config.addr(),
+                    self.names().vault_allow_http()
+                );
+            }
+        }
+    }
+
+    /// The profile's change lock, held across every step of a change
+    /// (`login`, `logout`, `migrate`). The memory backend keeps nothing
+    /// another process could see, so it needs none.
+    pub fn lock_changes(&self) -> Result<ChangeLock> {
+        if self.backend == BackendKind::Memory {
+            return Ok(ChangeLock::none());
+        }
+        self.settings.lock_changes()
     }
 }

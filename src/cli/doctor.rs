@@ -5,36 +5,47 @@
 //! there is found out in milliseconds; one that hangs is bounded by
 //! `CREDSTORE_KEYCHAIN_TIMEOUT`.
 
-use super::backends;
 use super::context::Context;
 use credstore::credential::unix_now;
-use credstore::resolve::{non_blank, Environment, Source};
+use credstore::env::Environment;
+use credstore::resolve::Source;
 use credstore::store::{
-    is_not_there, AutoStore, BackendKind, FileStore, SourceKind, Store, VaultStore,
+    is_not_there, AutoStore, BackendKind, KeychainStore, SourceKind, Store, VaultStore,
 };
-use credstore::{AuthMode, Error, Result};
+use credstore::{AuthMode, Result};
 use std::time::{Duration, Instant};
 
-/// Environment variables whose values are not secret and are shown.
-const SHOWN: [&str; 9] = [
-    "CREDSTORE_BACKEND",
-    "CREDSTORE_PROFILE",
-    "CREDSTORE_HOME",
-    "CREDSTORE_KEYCHAIN_TIMEOUT",
-    "CREDSTORE_JWKS",
-    "CREDSTORE_HTTP_TIMEOUT",
-    "VAULT_ADDR",
-    "BAO_ADDR",
-    "DBUS_SESSION_BUS_ADDRESS",
-];
+/// Standard variables whose values are not secret and are shown.
+const SHOWN_STANDARD: [&str; 3] = ["VAULT_ADDR", "BAO_ADDR", "DBUS_SESSION_BUS_ADDRESS"];
 
-/// Credential variables: only whether they are set is shown.
-const CREDENTIAL_VARS: [&str; 4] = [
-    "CREDSTORE_API_KEY",
-    "CREDSTORE_API_KEY_FILE",
-    "CREDSTORE_AGENT_IDENTITY",
-    "CREDSTORE_AGENT_IDENTITY_FILE",
-];
+/// The variables whose values are not secret and are shown.
+fn shown_variables(ctx: &Context) -> Vec<String> {
+    let n = ctx.names();
+    let mut v = vec![
+        n.backend(),
+        n.profile(),
+        n.home(),
+        n.keychain_timeout(),
+        n.jwks(),
+        n.http_timeout(),
+        n.vault_mount(),
+        n.vault_prefix(),
+        n.authapi_base_url(),
+    ];
+    v.extend(SHOWN_STANDARD.iter().map(|s| s.to_string()));
+    v
+}
+
+/// A variable's value for the report: escaped, and said when not Unicode.
+fn shown_value(v: &std::ffi::OsStr) -> String {
+    match v.to_str() {
+        Some(s) => credstore::text::shown(s.trim()).into_owned(),
+        None => format!(
+            "{} (not Unicode)",
+            credstore::text::shown(&v.to_string_lossy())
+        ),
+    }
+}
 
 #[derive(Default)]
 struct Findings {
@@ -74,11 +85,8 @@ fn check(ctx: &Context, out: &mut String) -> Result<u8> {
 
     // keychain
     let start = Instant::now();
-    let keychain = backends::keychain(ctx);
-    let probe = match &keychain {
-        Ok(k) => k.probe(),
-        Err(e) => Err(clone_message(e)),
-    };
+    let keychain = KeychainStore::new(ctx.settings.keychain.clone());
+    let probe = keychain.probe();
     let took = start.elapsed();
     let platform = credstore::store::KeychainStore::platform_name();
     let keychain_ok = probe.is_ok();
@@ -96,7 +104,7 @@ fn check(ctx: &Context, out: &mut String) -> Result<u8> {
     }
 
     // file
-    let file = FileStore::new(ctx.home.clone());
+    let file = ctx.settings.file_store();
     let start = Instant::now();
     let file_state = file.load(&ctx.profile);
     let took = start.elapsed();
@@ -122,11 +130,11 @@ fn check(ctx: &Context, out: &mut String) -> Result<u8> {
     }
 
     // vault: probed only when configured.
-    let vault_configured =
-        non_blank(&ctx.env, "VAULT_ADDR").is_some() || non_blank(&ctx.env, "BAO_ADDR").is_some();
+    let vault_configured = ctx.env.is_set("VAULT_ADDR") || ctx.env.is_set("BAO_ADDR");
     let vault_state = if vault_configured {
         let start = Instant::now();
-        let state = VaultStore::from_env(&ctx.env).and_then(|v| v.load(&ctx.profile).map(|_| v));
+        let state = VaultStore::from_env(&ctx.env, ctx.names())
+            .and_then(|v| v.load(&ctx.profile).map(|_| v));
         let took = start.elapsed();
         match &state {
             Ok(v) => say!(
@@ -214,16 +222,16 @@ fn check(ctx: &Context, out: &mut String) -> Result<u8> {
     // environment
     say!(out, "environment:");
     let mut any = false;
-    for name in SHOWN {
-        if let Some(v) = ctx.env.var(name) {
+    for name in shown_variables(ctx) {
+        if let Some(v) = ctx.env.var_os(&name) {
             any = true;
-            say!(out, "  {name}={}", v.trim());
+            say!(out, "  {name}={}", shown_value(&v));
         }
     }
-    for name in CREDENTIAL_VARS {
-        if let Some(v) = ctx.env.var(name) {
+    for name in ctx.names().credential_variables() {
+        if let Some(v) = ctx.env.var_os(&name) {
             any = true;
-            let state = if v.trim().is_empty() {
+            let state = if credstore_platform::trim_os_str(&v).is_empty() {
                 "set but empty (ignored)"
             } else {
                 "set"
@@ -373,10 +381,10 @@ fn stored_credential(
     keychain_ok: bool,
 ) -> Result<Option<credstore::resolve::Resolved>> {
     let store: Box<dyn Store> = match ctx.backend {
-        BackendKind::Auto if !keychain_ok => Box::new(FileStore::new(ctx.home.clone())),
+        BackendKind::Auto if !keychain_ok => Box::new(ctx.settings.file_store()),
         BackendKind::Auto => Box::new(AutoStore::new(
-            Box::new(backends::keychain(ctx)?),
-            FileStore::new(ctx.home.clone()),
+            Box::new(KeychainStore::new(ctx.settings.keychain.clone())),
+            ctx.settings.file_store(),
             Box::new(|_| {}),
         )),
         _ => ctx.store()?,
@@ -384,14 +392,6 @@ fn stored_credential(
     ctx.resolver()
         .without_env()
         .resolve(store.as_ref(), &ctx.profile)
-}
-
-/// An error's message as a backend error (errors are not `Clone`).
-fn clone_message(e: &Error) -> Error {
-    Error::Backend {
-        backend: "keychain",
-        message: e.to_string(),
-    }
 }
 
 /// A credential directory that others can list is worth a warning.

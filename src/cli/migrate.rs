@@ -3,11 +3,8 @@
 //! backend, reads it back to verify it, and only then removes it from the
 //! source. On any failure before that last step the source is untouched.
 
-use super::backends;
 use super::context::Context;
-use credstore::store::{
-    self, AutoStore, BackendKind, FileStore, Location, SourceKind, Store, VaultStore,
-};
+use credstore::store::{self, BackendKind, Store};
 use credstore::{Error, Result};
 
 /// `migrate` options.
@@ -22,26 +19,6 @@ pub struct MigrateArgs {
     pub from: Option<String>,
 }
 
-/// A plain backend, without `auto`'s fallback or cleanup: migrate does
-/// its own steps in its own order.
-fn plain_store(ctx: &Context, kind: BackendKind) -> Result<Box<dyn Store>> {
-    match kind {
-        BackendKind::File => Ok(Box::new(FileStore::new(ctx.home.clone()))),
-        BackendKind::Keychain => Ok(Box::new(backends::keychain(ctx)?)),
-        BackendKind::Memory => Err(Error::Usage(
-            "the memory backend keeps nothing between runs, so nothing can be migrated to or \
-             from it"
-                .into(),
-        )),
-        BackendKind::Vault => Ok(Box::new(VaultStore::from_env(&ctx.env)?)),
-        BackendKind::Auto => Err(Error::Usage(
-            "--to auto is ambiguous: name the backend to move the credential to (file, \
-             keychain or vault)"
-                .into(),
-        )),
-    }
-}
-
 pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
     let to_kind = BackendKind::parse(&args.to)?;
     let from_kind = match &args.from {
@@ -49,24 +26,37 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
         None => ctx.backend,
     };
     let profile = &ctx.profile;
-    let to = plain_store(ctx, to_kind)?;
+    if to_kind == BackendKind::Auto {
+        return Err(Error::Usage(
+            "--to auto is ambiguous: name the backend to move the credential to (file, \
+             keychain or vault)"
+                .into(),
+        ));
+    }
+    if to_kind == BackendKind::Vault || from_kind == BackendKind::Vault {
+        ctx.warn_if_insecure_vault();
+    }
+    let to = ctx.settings.open_plain(to_kind, &ctx.env)?;
+    // One change from here to the end: no login, logout or other migrate
+    // of this home runs between the copy and the delete.
+    let lock = ctx.settings.lock_changes()?;
 
-    // The source: a named backend, or wherever `auto` reads it from.
+    // The source: a named backend, or wherever `auto` reads it from now.
     let from: Box<dyn Store> = if from_kind == BackendKind::Auto {
-        let auto = AutoStore::new(
-            Box::new(backends::keychain(ctx)?),
-            FileStore::new(ctx.home.clone()),
-            Box::new(|_| {}),
-        );
-        match auto.find(profile)? {
-            Some((SourceKind::Keychain, _)) => Box::new(backends::keychain(ctx)?),
-            Some(_) => Box::new(FileStore::new(ctx.home.clone())),
-            None => return Err(nothing_stored(ctx, &auto.locate(profile)?)),
+        match ctx.settings.locate_auto()? {
+            Some((kind, _)) => ctx.settings.open_plain(kind, &ctx.env)?,
+            None => {
+                return Err(Error::NoCredential(format!(
+                    "nothing to migrate: no credential is stored for profile {profile} in the \
+                     keychain or {} (environment credentials are never migrated)",
+                    ctx.settings.file_store().describe(profile)
+                )))
+            }
         }
     } else {
-        plain_store(ctx, from_kind)?
+        ctx.settings.open_plain(from_kind, &ctx.env)?
     };
-    let moved = store::migrate(from.as_ref(), to.as_ref(), profile, &|target| {
+    let moved = store::migrate(from.as_ref(), to.as_ref(), profile, &lock, &|target| {
         if store::is_plaintext(target) {
             eprintln!(
                 "warning: the credential goes to a plaintext file: {} (mode 0600, readable by \
@@ -75,6 +65,7 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
             );
         }
     })?;
+    drop(lock);
     if moved.replaced {
         eprintln!(
             "note: replaced the credential that was stored in {}.",
@@ -93,9 +84,10 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
     if !still_found {
         eprintln!(
             "note: your selected backend is still {}; pass --backend {} (or set \
-             CREDSTORE_BACKEND) to use the moved credential.",
+             {}) to use the moved credential.",
             ctx.backend.as_str(),
-            to_kind.as_str()
+            to_kind.as_str(),
+            ctx.names().backend()
         );
     }
     let resolver = ctx.resolver();
@@ -111,12 +103,4 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
         }
     }
     Ok(0)
-}
-
-fn nothing_stored(ctx: &Context, location: &Location) -> Error {
-    Error::NoCredential(format!(
-        "nothing to migrate: no credential is stored for profile {} in {location} \
-         (environment credentials are never migrated)",
-        ctx.profile
-    ))
 }

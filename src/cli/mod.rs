@@ -2,6 +2,22 @@
 //! prints data to stdout and messages to stderr, and returns an exit code;
 //! errors map to exit codes in one place ([`credstore::Error::exit_code`]).
 
+/// `eprintln!` for the CLI: a message on stderr that never panics when
+/// stderr is full or gone (std's macro would). Shadows std's in every
+/// module below.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::cli::message(format_args!($($arg)*), true)
+    };
+}
+
+/// `eprint!` without the newline, never panicking either.
+macro_rules! eprint {
+    ($($arg:tt)*) => {
+        $crate::cli::message(format_args!($($arg)*), false)
+    };
+}
+
 mod agent;
 mod backends;
 mod commands;
@@ -93,6 +109,9 @@ pub struct LoginArgs {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
+    // A closed 0, 1 or 2 is reopened as /dev/null before any file is
+    // opened, so no credential file can take its number.
+    credstore_platform::sanitize_std_fds();
     // Before anything can read a secret: no core dump may hold one.
     if let Err(e) = credstore_platform::disable_core_dumps() {
         eprintln!("error: could not turn off core dumps ({e}); refusing to handle secrets");
@@ -115,8 +134,19 @@ pub fn main() -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            if e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::from(2);
+            }
+            // Help and version: data on stdout, checked like all output.
+            let text = e.render().to_string();
+            return match write_stdout(&text) {
+                Ok(()) => ExitCode::from(0),
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::from(exit_code(&err))
+                }
+            };
         }
     };
     let result = Context::from_cli(&cli).and_then(|ctx| commands::run(&ctx, &cli.command));
@@ -132,11 +162,28 @@ pub fn main() -> ExitCode {
 /// Writes data to stdout; a closed or failing stdout is an I/O error
 /// (exit 4), never a panic.
 pub(crate) fn write_stdout(text: &str) -> credstore::Result<()> {
+    write_stdout_bytes(text.as_bytes())
+}
+
+/// Writes bytes straight to file descriptor 1 (no process-wide buffer
+/// keeps a copy of a printed token); a closed or failing stdout is an I/O
+/// error (exit 4).
+pub(crate) fn write_stdout_bytes(bytes: &[u8]) -> credstore::Result<()> {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
+    credstore_platform::RawStdout
+        .write_all(bytes)
         .map_err(|e| Error::io("writing", "stdout", e))
+}
+
+/// Writes a message to stderr; a failure is ignored (there is nowhere
+/// left to report it), never a panic.
+pub(crate) fn message(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args);
+    if newline {
+        let _ = err.write_all(b"\n");
+    }
 }
 
 /// The one mapping from errors to exit codes.

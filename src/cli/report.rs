@@ -52,22 +52,7 @@ fn identity(credential: &Credential, now: i64) -> Option<Identity> {
 /// characters are written as `\u{…}`, so a token's text cannot restyle the
 /// terminal or forge lines. (The JSON output escapes them by itself.)
 pub fn shown(text: &str) -> String {
-    let unsafe_char = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
-    };
-    if !text.chars().any(unsafe_char) {
-        return text.to_string();
-    }
-    text.chars()
-        .map(|c| {
-            if unsafe_char(c) {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    credstore::text::shown(text).into_owned()
 }
 
 /// Warnings about the expiry of an identity.

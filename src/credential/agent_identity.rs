@@ -74,6 +74,10 @@ struct RawHeader {
     alg: Option<ClaimValue>,
     #[serde(default, deserialize_with = "present")]
     kid: Option<ClaimValue>,
+    /// RFC 7515 §4.1.11: extensions the reader must understand. credstore
+    /// understands none, so any `crit` is refused.
+    #[serde(default, deserialize_with = "present")]
+    crit: Option<ClaimValue>,
 }
 
 #[derive(Deserialize)]
@@ -179,8 +183,11 @@ impl AgentIdentity {
 
         let claims = Claims {
             agent_runtime_id: required_string(&raw.agent_runtime_id, "agent_runtime_id", true)
+                .and_then(|v| check_runtime_id(&v).map(|()| v))
                 .map_err(&invalid)?,
-            account_id: required_string(&raw.account_id, "account_id", true).map_err(&invalid)?,
+            account_id: required_string(&raw.account_id, "account_id", true)
+                .and_then(|v| check_account_id(&v).map(|()| v))
+                .map_err(&invalid)?,
             chatgpt_user_id: required_string(&raw.chatgpt_user_id, "chatgpt_user_id", false)
                 .map_err(&invalid)?,
             email: required_string(&raw.email, "email", false).map_err(&invalid)?,
@@ -254,6 +261,77 @@ impl AgentIdentity {
     }
 }
 
+/// `agent_runtime_id` becomes a URL path segment, part of every signed
+/// message and a field shown on terminals: no hidden characters (control,
+/// format, separators…), never echoed when refused.
+fn check_runtime_id(v: &str) -> std::result::Result<(), String> {
+    match crate::text::first_hidden(v) {
+        Some((pos, c)) => Err(format!(
+            "claim `agent_runtime_id` contains {} (at character {pos}); it becomes part of URLs \
+             and signed messages",
+            crate::text::describe_hidden(c)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `account_id` becomes the `ChatGPT-Account-ID` header value: printable
+/// ASCII only (no CR/LF/NUL/DEL that would forge header lines, nothing a
+/// server might read differently), no surrounding spaces.
+fn check_account_id(v: &str) -> std::result::Result<(), String> {
+    if let Some((pos, b)) = v
+        .bytes()
+        .enumerate()
+        .find(|(_, b)| !(0x20..0x7f).contains(b))
+    {
+        let what = if b.is_ascii_control() {
+            "a control character"
+        } else {
+            "a non-ASCII character"
+        };
+        return Err(format!(
+            "claim `account_id` contains {what} (at byte {pos}); it becomes an HTTP header \
+             value, which must be printable ASCII"
+        ));
+    }
+    if v.starts_with(' ') || v.ends_with(' ') {
+        return Err(
+            "claim `account_id` starts or ends with a space; it becomes an HTTP header value"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether `input` is a JWT whose payload carries `agent_private_key` —
+/// an agent identity, whatever else it is. Used to refuse one where an API
+/// key is expected (it would be sent as a Bearer token). The decoded
+/// payload is wiped.
+pub(crate) fn carries_private_key(input: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct KeyOnly {
+        #[serde(default, deserialize_with = "present")]
+        agent_private_key: Option<ClaimValue>,
+    }
+    let token = crate::secret::trim_input(input);
+    let mut segments = token.split(|&b| b == b'.');
+    let (Some(_), Some(payload), Some(_), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return false;
+    };
+    let Some(json) = decode_b64url(payload) else {
+        return false;
+    };
+    if json.trim_ascii_start().first() != Some(&b'{') {
+        return false;
+    }
+    serde_json::from_slice::<KeyOnly>(&json).is_ok_and(|k| k.agent_private_key.is_some())
+}
+
 /// Decodes base64url without padding into a zeroized buffer allocated once.
 fn decode_b64url(seg: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     decode_exact(&URL_SAFE_NO_PAD, seg)
@@ -282,6 +360,13 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<JwtHeader, String> {
             ))
         }
     };
+    if raw.crit.is_some() {
+        return Err(
+            "its header has `crit` (RFC 7515 critical extensions), and credstore understands \
+             none; such a token is refused"
+                .into(),
+        );
+    }
     Ok(JwtHeader {
         alg,
         kid: optional_string(&raw.kid),
@@ -502,6 +587,21 @@ mod tests {
             ("exp", json!(u64::MAX), "must be an integer"),
             ("exp", json!(9_999_999_999_999i64), "outside the years"),
             ("iat", json!(-99_999_999_999_999i64), "outside the years"),
+            (
+                "account_id",
+                json!("acct\r\nAuthorization: x"),
+                "control character",
+            ),
+            ("account_id", json!("acct\u{0}x"), "control character"),
+            ("account_id", json!("acct\u{7f}x"), "control character"),
+            ("account_id", json!("acct-é"), "non-ASCII"),
+            ("account_id", json!(" acct"), "space"),
+            ("agent_runtime_id", json!("rt\n1"), "control character"),
+            (
+                "agent_runtime_id",
+                json!("rt\u{202e}1"),
+                "invisible formatting",
+            ),
             ("agent_private_key", json!(12), "must be a string"),
             (
                 "agent_private_key",

@@ -6,7 +6,10 @@ use secrecy::{ExposeSecret, SecretString};
 /// An opaque API key (SPEC §1.2): trimmed, non-empty, no whitespace or
 /// control characters inside, at most 4 KiB. `Debug` shows a redaction;
 /// there is no `Display`.
-pub struct ApiKey(SecretString);
+pub struct ApiKey {
+    key: SecretString,
+    origin: String,
+}
 
 impl ApiKey {
     /// Parses and validates `input` (surrounding whitespace is trimmed).
@@ -30,32 +33,48 @@ impl ApiKey {
             .map_err(|e| invalid(format!("it is not UTF-8 (at byte {})", e.valid_up_to())))?;
         if let Some((pos, c)) = text
             .char_indices()
-            .find(|(_, c)| c.is_whitespace() || c.is_control() || is_invisible(*c))
+            .find(|(_, c)| c.is_whitespace() || crate::text::is_hidden(*c))
         {
             let what = if c.is_whitespace() {
-                "whitespace"
-            } else if c.is_control() {
-                "a control character"
+                format!("whitespace (U+{:04X})", c as u32)
             } else {
-                "an invisible formatting character"
+                crate::text::describe_hidden(c)
             };
             return Err(invalid(format!(
                 "it contains {what} at byte {pos}; an API key is one word"
             )));
         }
-        Ok(ApiKey(secret_string(text)))
+        if super::agent_identity::carries_private_key(trimmed) {
+            // Say where it belongs: the agent identity variable beside the
+            // API key one, or `--with-agent-identity` for stdin.
+            let instead = match origin.split_once("_API_KEY") {
+                Some((prefix, _)) if !prefix.is_empty() => {
+                    format!("set {prefix}_AGENT_IDENTITY (or {prefix}_AGENT_IDENTITY_FILE) instead")
+                }
+                _ => "log in with `credstore login --with-agent-identity` instead".to_string(),
+            };
+            return Err(invalid(format!(
+                "it is an agent identity (a JWT that carries `agent_private_key`), not an API \
+                 key; sent as a Bearer token it would hand the private key to the server — \
+                 {instead}"
+            )));
+        }
+        Ok(ApiKey {
+            key: secret_string(text),
+            origin: origin.to_string(),
+        })
     }
 
     /// The key itself.
     pub fn expose(&self) -> &str {
-        self.0.expose_secret()
+        self.key.expose_secret()
     }
-}
 
-/// Zero-width and direction-control characters: invisible when pasted,
-/// never part of a real key.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    /// Where this key came from (an env variable, stdin, a path), as given
+    /// to [`ApiKey::parse`]; used in error messages.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -87,6 +106,11 @@ mod tests {
             "sk\u{a0}abc".as_bytes(),
             "sk\u{200b}abc".as_bytes(),
             "sk\u{feff}abc".as_bytes(),
+            "sk\u{2066}abc\u{2069}".as_bytes(),
+            "sk\u{61c}abc".as_bytes(),
+            "sk\u{ad}abc".as_bytes(),
+            "sk\u{e0041}abc".as_bytes(),
+            "sk\u{e000}abc".as_bytes(),
         ] {
             let e = ApiKey::parse(bad, "stdin").unwrap_err();
             assert_eq!(e.exit_code(), 3, "{bad:?}");

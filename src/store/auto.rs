@@ -1,11 +1,10 @@
 //! `auto`, the default backend (SPEC §4.5), and the plaintext-copy cleanup
 //! the keychain backend does on save (SPEC §4.2).
 
-use super::{FileStore, Location, SourceKind, Store};
+use super::{FileStore, Found, Location, Store};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
 use crate::stored::StoredCredential;
-use std::sync::Mutex;
 
 /// What `auto` (and [`KeychainFirst`]) tell their user.
 #[derive(Debug)]
@@ -55,8 +54,6 @@ pub struct AutoStore {
     keychain: Box<dyn Store>,
     file: FileStore,
     notify: Notify,
-    /// Where the last operation found or put the credential.
-    last_seen: Mutex<Option<SourceKind>>,
 }
 
 impl AutoStore {
@@ -67,7 +64,6 @@ impl AutoStore {
             keychain,
             file,
             notify,
-            last_seen: Mutex::new(None),
         }
     }
 
@@ -79,24 +75,6 @@ impl AutoStore {
     /// The keychain backend `auto` prefers.
     pub fn keychain(&self) -> &dyn Store {
         self.keychain.as_ref()
-    }
-
-    fn remember(&self, kind: SourceKind) {
-        if let Ok(mut g) = self.last_seen.lock() {
-            *g = Some(kind);
-        }
-    }
-
-    /// Where the profile's credential is: the keychain or the file, and
-    /// which of them answered; `None` when neither holds one.
-    pub fn find(&self, profile: &Profile) -> Result<Option<(SourceKind, StoredCredential)>> {
-        match self.keychain.load(profile) {
-            Ok(Some(c)) => return Ok(Some((SourceKind::Keychain, c))),
-            Ok(None) => {}
-            Err(e) if is_not_there(&e) => {}
-            Err(e) => return Err(e),
-        }
-        Ok(self.file.load(profile)?.map(|c| (SourceKind::File, c)))
     }
 }
 
@@ -111,11 +89,11 @@ fn remove_plaintext_copy(
 ) {
     let location = file.describe(profile);
     match file.delete(profile) {
-        Ok(true) => notify(AutoNotice::PlaintextCopyRemoved {
+        Ok(removed) if !removed.is_empty() => notify(AutoNotice::PlaintextCopyRemoved {
             file: &location,
             keychain: &keychain.describe(profile),
         }),
-        Ok(false) => {}
+        Ok(_) => {}
         Err(error) => notify(AutoNotice::PlaintextCopyKept {
             file: &location,
             error: &error,
@@ -128,20 +106,26 @@ impl Store for AutoStore {
         "auto"
     }
 
-    fn load(&self, profile: &Profile) -> Result<Option<StoredCredential>> {
-        let found = self.find(profile)?;
-        Ok(found.map(|(kind, c)| {
-            self.remember(kind);
-            c
-        }))
+    /// The keychain's credential, else the file's; a keychain that is not
+    /// there is skipped, one that fails is an error.
+    fn load(&self, profile: &Profile) -> Result<Option<Found>> {
+        match self.keychain.load(profile) {
+            Ok(Some(found)) => return Ok(Some(found)),
+            Ok(None) => {}
+            Err(e) if is_not_there(&e) => {}
+            Err(e) => return Err(e),
+        }
+        self.file.load(profile)
     }
 
-    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<()> {
+    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<Location> {
+        // One change: the keychain write and the plaintext cleanup, or the
+        // fallback, under the change lock.
+        let _lock = self.file.lock_changes()?;
         match self.keychain.save(profile, credential) {
-            Ok(()) => {
-                self.remember(SourceKind::Keychain);
+            Ok(location) => {
                 remove_plaintext_copy(&self.file, self.keychain.as_ref(), profile, &self.notify);
-                Ok(())
+                Ok(location)
             }
             Err(e) if is_not_there(&e) => {
                 let location = self.file.describe(profile);
@@ -149,40 +133,28 @@ impl Store for AutoStore {
                     file: &location,
                     reason: &e,
                 });
-                self.file.save(profile, credential)?;
-                self.remember(SourceKind::File);
-                Ok(())
+                self.file.save(profile, credential)
             }
             Err(e) => Err(e),
         }
     }
 
-    fn delete(&self, profile: &Profile) -> Result<bool> {
-        let from_keychain = match self.keychain.delete(profile) {
-            Ok(b) => b,
-            Err(e) if is_not_there(&e) => false,
-            Err(e) => return Err(e),
-        };
-        let from_file = self.file.delete(profile)?;
-        Ok(from_keychain || from_file)
-    }
-
-    /// The keychain's location, or the file's once an operation found or
-    /// put the credential there.
-    fn describe(&self, profile: &Profile) -> Location {
-        let last = self.last_seen.lock().ok().and_then(|g| *g);
-        match last {
-            Some(SourceKind::File) => self.file.describe(profile),
-            _ => self.keychain.describe(profile),
-        }
-    }
-
-    fn locate(&self, profile: &Profile) -> Result<Location> {
-        Ok(match self.find(profile)? {
-            Some((SourceKind::File, _)) => self.file.describe(profile),
-            Some(_) => self.keychain.describe(profile),
-            None => self.describe(profile),
+    fn delete(&self, profile: &Profile) -> Result<Vec<Location>> {
+        self.file.delete_as_one_change(&|| {
+            let mut removed = match self.keychain.delete(profile) {
+                Ok(removed) => removed,
+                Err(e) if is_not_there(&e) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            removed.extend(self.file.delete(profile)?);
+            Ok(removed)
         })
+    }
+
+    /// Where a new credential goes: the keychain (the file when the
+    /// keychain turns out not to be there).
+    fn describe(&self, profile: &Profile) -> Location {
+        self.keychain.describe(profile)
     }
 }
 
@@ -211,18 +183,20 @@ impl Store for KeychainFirst {
         self.keychain.name()
     }
 
-    fn load(&self, profile: &Profile) -> Result<Option<StoredCredential>> {
+    fn load(&self, profile: &Profile) -> Result<Option<Found>> {
         self.keychain.load(profile)
     }
 
-    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<()> {
-        self.keychain.save(profile, credential)?;
+    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<Location> {
+        let _lock = self.file.lock_changes()?;
+        let location = self.keychain.save(profile, credential)?;
         remove_plaintext_copy(&self.file, self.keychain.as_ref(), profile, &self.notify);
-        Ok(())
+        Ok(location)
     }
 
-    fn delete(&self, profile: &Profile) -> Result<bool> {
-        self.keychain.delete(profile)
+    fn delete(&self, profile: &Profile) -> Result<Vec<Location>> {
+        self.file
+            .delete_as_one_change(&|| self.keychain.delete(profile))
     }
 
     fn describe(&self, profile: &Profile) -> Location {
@@ -234,7 +208,7 @@ impl Store for KeychainFirst {
 mod tests {
     use super::*;
     use crate::store::keychain::{keyring_core, KeychainOptions, KeychainStore};
-    use crate::store::MemoryStore;
+    use crate::store::{MemoryStore, SourceKind};
     use std::sync::Arc;
 
     fn api_key(token: &str) -> StoredCredential {
@@ -250,8 +224,8 @@ mod tests {
         ))
     }
 
-    fn recorder() -> (Notify, Arc<Mutex<Vec<String>>>) {
-        let log = Arc::new(Mutex::new(Vec::new()));
+    fn recorder() -> (Notify, Arc<std::sync::Mutex<Vec<String>>>) {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let l = Arc::clone(&log);
         let notify: Notify = Box::new(move |n| {
             l.lock().unwrap().push(match n {
@@ -268,7 +242,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = FileStore::new(dir.path().join("home"));
         let path = file.path(&Profile::default_profile());
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let l = Arc::clone(&log);
         let p = path.clone();
         let notify: Notify = Box::new(move |n| {
@@ -287,12 +261,10 @@ mod tests {
         auto.save(&profile, &api_key("sk-file")).unwrap();
         assert_eq!(*log.lock().unwrap(), vec![false]);
         assert!(path.exists());
-        assert_eq!(
-            auto.load(&profile).unwrap().unwrap().expose_token(),
-            "sk-file"
-        );
-        assert_eq!(auto.locate(&profile).unwrap().kind, SourceKind::File);
-        assert!(auto.delete(&profile).unwrap());
+        let found = auto.load(&profile).unwrap().unwrap();
+        assert_eq!(found.credential.expose_token(), "sk-file");
+        assert_eq!(found.location.kind, SourceKind::File);
+        assert_eq!(auto.delete(&profile).unwrap().len(), 1);
         assert!(!path.exists());
     }
 
@@ -313,7 +285,11 @@ mod tests {
         assert!(auto.delete(&profile).is_err());
         assert!(log.lock().unwrap().is_empty());
         assert_eq!(
-            file.load(&profile).unwrap().unwrap().expose_token(),
+            file.load(&profile)
+                .unwrap()
+                .unwrap()
+                .credential
+                .expose_token(),
             "sk-in-file"
         );
     }
@@ -328,7 +304,11 @@ mod tests {
         let auto = AutoStore::new(Box::new(MemoryStore::new()), file.clone(), notify);
         // Reads fall through to the file while the keychain has nothing.
         assert_eq!(
-            auto.load(&profile).unwrap().unwrap().expose_token(),
+            auto.load(&profile)
+                .unwrap()
+                .unwrap()
+                .credential
+                .expose_token(),
             "sk-old-file"
         );
         auto.save(&profile, &api_key("sk-kc")).unwrap();
@@ -337,11 +317,9 @@ mod tests {
             *log.lock().unwrap(),
             vec![format!("removed {}", file.path(&profile).display())]
         );
-        assert_eq!(
-            auto.load(&profile).unwrap().unwrap().expose_token(),
-            "sk-kc"
-        );
-        assert_eq!(auto.locate(&profile).unwrap().kind, SourceKind::Memory);
+        let found = auto.load(&profile).unwrap().unwrap();
+        assert_eq!(found.credential.expose_token(), "sk-kc");
+        assert_eq!(found.location.kind, SourceKind::Memory);
     }
 
     #[test]
@@ -367,7 +345,11 @@ mod tests {
         assert!(store.save(&profile, &api_key("sk-x")).is_err());
         assert!(log.lock().unwrap().is_empty());
         assert_eq!(
-            file.load(&profile).unwrap().unwrap().expose_token(),
+            file.load(&profile)
+                .unwrap()
+                .unwrap()
+                .credential
+                .expose_token(),
             "sk-file-2"
         );
     }

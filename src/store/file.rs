@@ -4,13 +4,13 @@
 //! and serialized by an exclusive lock on `$CREDSTORE_HOME/.lock`; readers
 //! take no lock and see either the old or the new whole document.
 
-use super::{ChangeLock, Location, SourceKind, Store};
+use super::{ChangeLock, Found, Location, SourceKind, Store};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
 use crate::secret::{read_bounded, ReadError};
 use crate::stored::StoredCredential;
 use credstore_platform as platform;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -18,28 +18,15 @@ const LOCK_FILE: &str = ".lock";
 const TMP_SUFFIX: &str = ".tmp";
 
 /// Credential files in one directory.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FileStore {
     home: PathBuf,
-    /// The writers' lock while a [`Store::lock_changes`] guard lives, with
-    /// the thread that holds it (only that thread's writes reuse it; other
-    /// threads wait on the flock like other processes).
-    held: std::sync::Mutex<Option<(std::thread::ThreadId, File)>>,
-}
-
-impl Clone for FileStore {
-    fn clone(&self) -> FileStore {
-        FileStore::new(self.home.clone())
-    }
 }
 
 impl FileStore {
     /// A store in `home` (created 0700 on first write).
     pub fn new(home: impl Into<PathBuf>) -> FileStore {
-        FileStore {
-            home: home.into(),
-            held: std::sync::Mutex::new(None),
-        }
+        FileStore { home: home.into() }
     }
 
     /// The directory holding the credential files.
@@ -93,6 +80,7 @@ impl FileStore {
                 fix: format!("chmod 700 {}", self.home.display()),
             });
         }
+        check_ancestors(&self.home)?;
         Ok(true)
     }
 
@@ -100,6 +88,7 @@ impl FileStore {
     /// that a file in its place is reported as such.
     fn ensure_home(&self) -> Result<()> {
         if !self.check_home()? {
+            check_ancestors(&self.home)?;
             platform::create_private_dir_all(&self.home)
                 .map_err(|e| Error::io("creating directory", &self.home, e))?;
             self.check_home()?;
@@ -120,20 +109,13 @@ impl FileStore {
         }
     }
 
-    /// Takes the writers' lock for one save or delete; `None` when this
-    /// thread already holds it through [`Store::lock_changes`].
-    fn lock(&self) -> Result<Option<File>> {
-        let me = std::thread::current().id();
-        if let Ok(held) = self.held.lock() {
-            if held.as_ref().is_some_and(|(owner, _)| *owner == me) {
-                return Ok(None);
-            }
-        }
-        self.acquire_lock().map(Some)
-    }
-
-    /// Takes the writers' lock; released when the returned file is dropped.
-    fn acquire_lock(&self) -> Result<File> {
+    /// Takes the change lock (`.lock` in the directory, created 0700 when
+    /// missing), held until the guard drops: every change of several steps
+    /// (`login`, `logout`, `migrate`, on any backend) holds it throughout,
+    /// so to other writers it is one change. Re-entrant within a thread:
+    /// this store's own saves and deletes take it again while it is held.
+    pub fn lock_changes(&self) -> Result<ChangeLock> {
+        self.ensure_home()?;
         let path = self.home.join(LOCK_FILE);
         if self.check_target(&path)? {
             // An existing lock file must be ours and private.
@@ -141,9 +123,32 @@ impl FileStore {
                 fs::symlink_metadata(&path).map_err(|e| Error::io("inspecting", &path, e))?;
             check_file_security(&path, &meta)?;
         }
-        let file = platform::open_lock_file(&path).map_err(|e| Error::io("opening", &path, e))?;
-        file.lock().map_err(|e| Error::io("locking", &path, e))?;
-        Ok(file)
+        ChangeLock::acquire(&path)
+    }
+
+    /// Runs `delete` (a removal from any backend) as one change, without
+    /// creating the home for a no-op: with no home there is no change in
+    /// flight to wait for (each takes the lock in the home first); should
+    /// one start meanwhile, the home exists afterwards and the removal is
+    /// repeated under the lock, after that change.
+    pub fn delete_as_one_change(
+        &self,
+        delete: &dyn Fn() -> Result<Vec<Location>>,
+    ) -> Result<Vec<Location>> {
+        if self.check_home()? {
+            let _lock = self.lock_changes()?;
+            return delete();
+        }
+        let mut removed = delete()?;
+        if self.check_home()? {
+            let _lock = self.lock_changes()?;
+            for place in delete()? {
+                if !removed.contains(&place) {
+                    removed.push(place);
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes temp files a killed writer left behind. Called with the lock
@@ -183,6 +188,79 @@ impl FileStore {
         }
         platform::sync_dir(&self.home).map_err(|e| Error::io("syncing directory", &self.home, e))
     }
+}
+
+/// Checks every existing ancestor of `dir` the way OpenSSH's `safe_path`
+/// does: each must belong to root or to this user, and must not be
+/// writable by anyone else — except a sticky directory such as `/tmp`,
+/// when the entry below it on the way to `dir` belongs to this user (so
+/// nobody else can rename or replace it). Otherwise another user could
+/// swap the credential directory between a check and a write.
+fn check_ancestors(dir: &Path) -> Result<()> {
+    // The deepest ancestor that exists, with links resolved: the chain that
+    // is really used.
+    let mut existing = dir.parent();
+    let real = loop {
+        let Some(p) = existing else { return Ok(()) };
+        let p = if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        };
+        match fs::canonicalize(p) {
+            Ok(real) => break real,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => existing = p.parent(),
+            Err(e) => return Err(Error::io("inspecting", p, e)),
+        }
+    };
+    let mut child_owned_by_user = true; // the part below `real` is ours or not there yet
+    let mut below: Option<PathBuf> = None;
+    if let Ok(meta) = fs::symlink_metadata(dir) {
+        child_owned_by_user = platform::ownership(&meta).owned_by_current_user;
+    }
+    for ancestor in real.ancestors() {
+        let meta = fs::metadata(ancestor).map_err(|e| Error::io("inspecting", ancestor, e))?;
+        let own = platform::ownership(&meta);
+        let trusted_owner = own.owned_by_current_user || own.owner == Some(0);
+        let fix = || {
+            format!(
+                "set CREDSTORE_HOME to a directory whose parents only you or root can change (or fix {}: `chown root {p}` / `chmod go-w {p}`)",
+                ancestor.display(),
+                p = ancestor.display()
+            )
+        };
+        if !trusted_owner {
+            return Err(Error::InsecurePermissions {
+                path: ancestor.to_path_buf(),
+                mode: own.mode,
+                problem: format!(
+                    "is a parent of the credential directory and is owned by another user (uid {})",
+                    own.owner.unwrap_or(0)
+                ),
+                fix: fix(),
+            });
+        }
+        let sticky = own.mode & 0o1000 != 0;
+        if own.writable_by_group_or_other() && !(sticky && child_owned_by_user) {
+            return Err(Error::InsecurePermissions {
+                path: ancestor.to_path_buf(),
+                mode: own.mode,
+                problem: if sticky {
+                    format!(
+                        "is a parent of the credential directory, writable by others, and the entry below it ({}) is not yours",
+                        below.as_deref().unwrap_or(dir).display()
+                    )
+                } else {
+                    "is a parent of the credential directory and is writable by group or others"
+                        .into()
+                },
+                fix: fix(),
+            });
+        }
+        child_owned_by_user = own.owned_by_current_user;
+        below = Some(ancestor.to_path_buf());
+    }
+    Ok(())
 }
 
 fn file_name(profile: &Profile) -> String {
@@ -241,7 +319,7 @@ impl Store for FileStore {
         "file"
     }
 
-    fn load(&self, profile: &Profile) -> Result<Option<StoredCredential>> {
+    fn load(&self, profile: &Profile) -> Result<Option<Found>> {
         let path = self.path(profile);
         if !self.check_home()? || !self.check_target(&path)? {
             return Ok(None);
@@ -267,38 +345,42 @@ impl Store for FileStore {
             }
             Err(ReadError::Io(e)) => return Err(Error::io("reading", &path, e)),
         };
-        StoredCredential::from_document(&bytes, &location).map(Some)
+        let credential = StoredCredential::from_document(&bytes, &location)?;
+        Ok(Some(Found {
+            credential,
+            location: self.describe(profile),
+        }))
     }
 
-    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<()> {
-        self.ensure_home()?;
-        let _lock = self.lock()?;
+    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<Location> {
+        let _lock = self.lock_changes()?;
         let name = file_name(profile);
         let target = self.home.join(&name);
         self.check_target(&target)?;
         self.remove_stale_temps(&name);
         let doc = credential.to_document();
-        self.write_atomically(&target, &name, &doc)
+        self.write_atomically(&target, &name, &doc)?;
+        Ok(self.describe(profile))
     }
 
-    fn delete(&self, profile: &Profile) -> Result<bool> {
+    fn delete(&self, profile: &Profile) -> Result<Vec<Location>> {
         if !self.check_home()? {
-            return Ok(false);
+            return Ok(Vec::new());
         }
-        let _lock = self.lock()?;
+        let _lock = self.lock_changes()?;
         let path = self.path(profile);
         self.remove_stale_temps(&file_name(profile));
         if !self.check_target(&path)? {
-            return Ok(false);
+            return Ok(Vec::new());
         }
         match fs::remove_file(&path) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::io("removing", &path, e)),
         }
         platform::sync_dir(&self.home)
             .map_err(|e| Error::io("syncing directory", &self.home, e))?;
-        Ok(true)
+        Ok(vec![self.describe(profile)])
     }
 
     fn describe(&self, profile: &Profile) -> Location {
@@ -306,22 +388,5 @@ impl Store for FileStore {
             kind: SourceKind::File,
             detail: self.path(profile).display().to_string(),
         }
-    }
-
-    fn lock_changes(&self) -> Result<ChangeLock<'_>> {
-        self.ensure_home()?;
-        let file = self.acquire_lock()?;
-        let me = std::thread::current().id();
-        let mut held = self.held.lock().map_err(|_| Error::Backend {
-            backend: "file",
-            message: "the store's lock state was poisoned by a panic in another thread".into(),
-        })?;
-        *held = Some((me, file));
-        drop(held);
-        Ok(ChangeLock::new(move || {
-            if let Ok(mut held) = self.held.lock() {
-                held.take();
-            }
-        }))
     }
 }

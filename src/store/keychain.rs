@@ -36,10 +36,10 @@
 //! generations are removed after a successful save. Profile names cannot
 //! contain `:`, so part accounts never collide with a profile.
 
-use super::{Location, SourceKind, Store};
+use super::{Found, Location, SourceKind, Store};
+use crate::env::{EnvNames, Environment};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
-use crate::resolve::{non_blank, EnvNames, Environment};
 use crate::stored::StoredCredential;
 use credstore_platform::keychain::keyring_core::{api::CredentialStore, Entry};
 use credstore_platform::keychain::{self as platform, Failure, Readiness};
@@ -104,19 +104,7 @@ impl KeychainOptions {
     /// (whole seconds, 1 to 3600) when set. A bad value is a usage error.
     pub fn from_env(env: &dyn Environment, names: &EnvNames) -> Result<KeychainOptions> {
         let mut options = KeychainOptions::new();
-        let var = names.name("KEYCHAIN_TIMEOUT");
-        if let Some(value) = non_blank(env, &var) {
-            let seconds = value
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|s| (1..=3600).contains(s))
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "{var} must be a whole number of seconds from 1 to 3600, got {:?}",
-                        value.trim().chars().take(20).collect::<String>()
-                    ))
-                })?;
+        if let Some(seconds) = crate::env::seconds(env, &names.keychain_timeout(), 3600)? {
             options.timeout = Duration::from_secs(seconds);
         }
         Ok(options)
@@ -798,21 +786,26 @@ impl Store for KeychainStore {
         BACKEND
     }
 
-    fn load(&self, profile: &Profile) -> Result<Option<StoredCredential>> {
+    fn load(&self, profile: &Profile) -> Result<Option<Found>> {
         let location = self.location_detail(profile);
         let p = profile.clone();
         let value = self.run(format!("reading {location}"), move |ctx| ctx.read_value(&p))?;
         match value {
             None => Ok(None),
-            Some(v) => StoredCredential::from_keychain_value(
-                v.text.as_bytes(),
-                &format!("keychain {location}"),
-            )
-            .map(Some),
+            Some(v) => {
+                let credential = StoredCredential::from_keychain_value(
+                    v.text.as_bytes(),
+                    &format!("keychain {location}"),
+                )?;
+                Ok(Some(Found {
+                    credential,
+                    location: self.describe(profile),
+                }))
+            }
         }
     }
 
-    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<()> {
+    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<Location> {
         let location = self.location_detail(profile);
         let doc = credential.to_document();
         let text = std::str::from_utf8(doc.trim_ascii())
@@ -825,14 +818,20 @@ impl Store for KeychainStore {
         let p = profile.clone();
         self.run(format!("saving {location}"), move |ctx| {
             ctx.write_value(&p, &text)
-        })
+        })?;
+        Ok(self.describe(profile))
     }
 
-    fn delete(&self, profile: &Profile) -> Result<bool> {
+    fn delete(&self, profile: &Profile) -> Result<Vec<Location>> {
         let location = self.location_detail(profile);
         let p = profile.clone();
-        self.run(format!("removing {location}"), move |ctx| {
+        let existed = self.run(format!("removing {location}"), move |ctx| {
             ctx.delete_value(&p)
+        })?;
+        Ok(if existed {
+            vec![self.describe(profile)]
+        } else {
+            Vec::new()
         })
     }
 
@@ -848,7 +847,7 @@ impl Store for KeychainStore {
 mod tests {
     use super::*;
     use crate::credential::AuthMode;
-    use crate::resolve::MapEnv;
+    use crate::env::MapEnv;
     use keyring_core::api::{Credential, CredentialApi, CredentialStoreApi};
     use std::sync::atomic::AtomicUsize;
     use std::time::Instant;
@@ -1070,10 +1069,13 @@ mod tests {
             fake.raw("default").unwrap(),
             r#"{"auth_mode":"api_key","api_key":"sk-one"}"#
         );
-        assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), "sk-one");
+        assert_eq!(
+            store.load(&p).unwrap().unwrap().credential.expose_token(),
+            "sk-one"
+        );
         assert_eq!(store.describe(&p).detail, "credstore/default");
-        assert!(store.delete(&p).unwrap());
-        assert!(!store.delete(&p).unwrap());
+        assert!(!store.delete(&p).unwrap().is_empty());
+        assert!(store.delete(&p).unwrap().is_empty());
         assert!(store.load(&p).unwrap().is_none());
     }
 
@@ -1100,12 +1102,18 @@ mod tests {
         for account in fake.accounts() {
             assert!(fake.raw(&account).unwrap().len() <= MIN_ENTRY_LEN);
         }
-        assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), key);
+        assert_eq!(
+            store.load(&p).unwrap().unwrap().credential.expose_token(),
+            key
+        );
 
         // Replacing with another long value leaves only the new generation.
         let key2 = long_key('m', 700);
         store.save(&p, &api_key(&key2)).unwrap();
-        assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), key2);
+        assert_eq!(
+            store.load(&p).unwrap().unwrap().credential.expose_token(),
+            key2
+        );
         let generations: std::collections::HashSet<String> = fake
             .accounts()
             .iter()
@@ -1118,7 +1126,7 @@ mod tests {
         store.save(&p, &api_key("sk-short")).unwrap();
         assert_eq!(fake.accounts(), vec!["work".to_string()]);
         store.save(&p, &api_key(&key)).unwrap();
-        assert!(store.delete(&p).unwrap());
+        assert!(!store.delete(&p).unwrap().is_empty());
         assert!(fake.accounts().is_empty(), "{:?}", fake.accounts());
     }
 
@@ -1135,7 +1143,7 @@ mod tests {
             let new = long_key('n', 1000);
             let err = store.save(&p, &api_key(&new)).unwrap_err();
             assert_eq!(err.exit_code(), 4, "{err}");
-            let loaded = store.load(&p).unwrap().unwrap();
+            let loaded = store.load(&p).unwrap().unwrap().credential;
             assert_eq!(
                 loaded.expose_token(),
                 old,
@@ -1143,7 +1151,10 @@ mod tests {
             );
             // The next save sweeps the orphaned parts.
             store.save(&p, &api_key(&new)).unwrap();
-            assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), new);
+            assert_eq!(
+                store.load(&p).unwrap().unwrap().credential.expose_token(),
+                new
+            );
             let expected = 1 + 1043_usize.div_ceil(MIN_ENTRY_LEN);
             assert_eq!(fake.accounts().len(), expected, "{:?}", fake.accounts());
         }
@@ -1190,7 +1201,7 @@ mod tests {
         let err = store.load(&p).unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
         // A corrupt value can still be removed, parts included.
-        assert!(store.delete(&p).unwrap());
+        assert!(!store.delete(&p).unwrap().is_empty());
         assert!(fake.accounts().is_empty(), "{:?}", fake.accounts());
     }
 
@@ -1204,7 +1215,10 @@ mod tests {
         assert!(matches!(err, Error::CorruptStore { .. }), "{err}");
         // And a save replaces it.
         store.save(&p, &api_key("sk-new")).unwrap();
-        assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), "sk-new");
+        assert_eq!(
+            store.load(&p).unwrap().unwrap().credential.expose_token(),
+            "sk-new"
+        );
     }
 
     #[test]
@@ -1231,7 +1245,10 @@ mod tests {
         assert!(store.delete(&p).is_err());
         assert!(store.save(&p, &api_key("sk-other")).is_err());
         fake.faults.locked.store(false, Ordering::SeqCst);
-        assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), "sk-kept");
+        assert_eq!(
+            store.load(&p).unwrap().unwrap().credential.expose_token(),
+            "sk-kept"
+        );
         // A refusal is not cured by reconnecting: one connection was made.
         assert_eq!(fake.connects.load(Ordering::SeqCst), 1);
     }
@@ -1244,13 +1261,19 @@ mod tests {
         store.save(&p, &api_key("sk-1")).unwrap();
         assert_eq!(fake.connects.load(Ordering::SeqCst), 1);
         fake.faults.stale_calls.store(1, Ordering::SeqCst);
-        assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), "sk-1");
+        assert_eq!(
+            store.load(&p).unwrap().unwrap().credential.expose_token(),
+            "sk-1"
+        );
         assert_eq!(fake.connects.load(Ordering::SeqCst), 2);
         // Two failures in a row are reported, not retried forever.
         fake.faults.stale_calls.store(2, Ordering::SeqCst);
         let err = store.load(&p).unwrap_err();
         assert!(err.to_string().contains("NoSession"), "{err}");
-        assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), "sk-1");
+        assert_eq!(
+            store.load(&p).unwrap().unwrap().credential.expose_token(),
+            "sk-1"
+        );
     }
 
     #[test]
@@ -1271,7 +1294,10 @@ mod tests {
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
         *fake.faults.block.lock().unwrap() = None;
         std::thread::sleep(Duration::from_millis(3500));
-        assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), "sk-1");
+        assert_eq!(
+            store.load(&p).unwrap().unwrap().credential.expose_token(),
+            "sk-1"
+        );
         assert!(fake.connects.load(Ordering::SeqCst) >= 2);
     }
 
@@ -1294,10 +1320,10 @@ mod tests {
         let fake = Fake::new();
         let store = fake.store(None);
         fake.set_raw("default", "aGVh.cGF5.c2ln");
-        let c = store.load(&profile("default")).unwrap().unwrap();
+        let c = store.load(&profile("default")).unwrap().unwrap().credential;
         assert_eq!(c.auth_mode(), AuthMode::AgentIdentity);
         fake.set_raw("other", "sk-bare");
-        let c = store.load(&profile("other")).unwrap().unwrap();
+        let c = store.load(&profile("other")).unwrap().unwrap().credential;
         assert_eq!(c.auth_mode(), AuthMode::ApiKey);
     }
 

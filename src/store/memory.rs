@@ -1,4 +1,4 @@
-use super::{Location, SourceKind, Store};
+use super::{Found, Location, SourceKind, Store};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
 use crate::stored::StoredCredential;
@@ -32,24 +32,34 @@ impl Store for MemoryStore {
         "memory"
     }
 
-    fn load(&self, profile: &Profile) -> Result<Option<StoredCredential>> {
+    fn load(&self, profile: &Profile) -> Result<Option<Found>> {
         let entries = self.entries()?;
         match entries.get(profile.as_str()) {
             None => Ok(None),
             Some(doc) => {
-                StoredCredential::from_document(doc, &self.describe(profile).detail).map(Some)
+                let location = self.describe(profile);
+                let credential = StoredCredential::from_document(doc, &location.detail)?;
+                Ok(Some(Found {
+                    credential,
+                    location,
+                }))
             }
         }
     }
 
-    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<()> {
+    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<Location> {
         let doc = credential.to_document();
         self.entries()?.insert(profile.as_str().to_string(), doc);
-        Ok(())
+        Ok(self.describe(profile))
     }
 
-    fn delete(&self, profile: &Profile) -> Result<bool> {
-        Ok(self.entries()?.remove(profile.as_str()).is_some())
+    fn delete(&self, profile: &Profile) -> Result<Vec<Location>> {
+        let removed = self.entries()?.remove(profile.as_str()).is_some();
+        Ok(if removed {
+            vec![self.describe(profile)]
+        } else {
+            Vec::new()
+        })
     }
 
     fn describe(&self, profile: &Profile) -> Location {

@@ -3,7 +3,7 @@
 //! the source. On any failure before the delete, the source is untouched.
 //! Environment credentials are never involved: only what `from` stores.
 
-use super::{Location, SourceKind, Store};
+use super::{ChangeLock, Location, SourceKind, Store};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
 
@@ -21,15 +21,22 @@ pub struct Migration {
 /// Moves `profile`'s credential from `from` to `to`. `before_write` runs
 /// just before the target is written (to warn about a plaintext file).
 ///
-/// Both backends' writers' locks ([`Store::lock_changes`]) are held for
-/// the whole copy–verify–delete. A target that cannot be read is not
-/// written blindly; a copy that does not read back the same is an error
-/// and the source stays; a failed delete after a verified copy is an error
-/// that says the credential is now in both places.
+/// `_lock` is the change lock ([`FileStore::lock_changes`](super::FileStore::lock_changes)),
+/// held by the caller for the whole copy–verify–delete, so that to other
+/// writers on this machine it is one change. Writers elsewhere (another
+/// machine on the same Vault) are caught by check-and-set: the target is
+/// written only if it still has the version first read here, and a Vault
+/// source is deleted only if it still has the version that was copied.
+///
+/// A target that cannot be read is not written blindly; a copy that does
+/// not read back the same is an error and the source stays; a failed
+/// delete after a verified copy is an error that says the credential is
+/// now in both places.
 pub fn migrate(
     from: &dyn Store,
     to: &dyn Store,
     profile: &Profile,
+    _lock: &ChangeLock,
     before_write: &dyn Fn(&Location),
 ) -> Result<Migration> {
     if from.name() == to.name() {
@@ -38,23 +45,26 @@ pub fn migrate(
             to.name()
         )));
     }
-    let _from_lock = from.lock_changes()?;
-    let _to_lock = to.lock_changes()?;
-    let source = from.locate(profile)?;
-    let target = to.describe(profile);
-    let Some(credential) = from.load(profile)? else {
+    let source_revision = from.revision(profile)?;
+    let Some(found) = from.load(profile)? else {
         return Err(Error::NoCredential(format!(
-            "nothing to migrate: no credential is stored for profile {profile} in {source} \
-             (environment credentials are never migrated)"
+            "nothing to migrate: no credential is stored for profile {profile} in {} \
+             (environment credentials are never migrated)",
+            from.describe(profile)
         )));
     };
-    // A destination that cannot be read is not written blindly.
+    let source = found.location;
+    let credential = found.credential;
+    let target = to.describe(profile);
+    // The version first read is what the write is checked against; a
+    // destination that cannot be read is not written blindly.
+    let target_revision = to.revision(profile)?;
     let replaced = to.load(profile)?.is_some();
     before_write(&target);
-    to.save(profile, &credential)?;
+    to.save_if(profile, &credential, target_revision)?;
     let verified = to.load(profile)?.is_some_and(|back| {
-        back.auth_mode() == credential.auth_mode()
-            && back.expose_token().as_bytes() == credential.expose_token().as_bytes()
+        back.credential.auth_mode() == credential.auth_mode()
+            && back.credential.expose_token().as_bytes() == credential.expose_token().as_bytes()
     });
     if !verified {
         return Err(Error::Backend {
@@ -64,14 +74,15 @@ pub fn migrate(
             ),
         });
     }
-    from.delete(profile).map_err(|e| Error::Backend {
-        backend: from.name(),
-        message: format!(
-            "the credential was copied to {target} and verified, but removing it from {source} \
-             failed ({e}); it is now in both places — remove it with `credstore logout --backend {}`",
-            from.name()
-        ),
-    })?;
+    from.delete_if(profile, source_revision)
+        .map_err(|e| Error::Backend {
+            backend: from.name(),
+            message: format!(
+                "the credential was copied to {target} and verified, but removing it from {source} \
+                 failed ({e}); it is now in both places — remove it from {} yourself",
+                from.name()
+            ),
+        })?;
     Ok(Migration {
         source,
         target,

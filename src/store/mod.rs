@@ -4,15 +4,19 @@
 mod auto;
 mod file;
 pub mod keychain;
+mod lock;
 mod memory;
 mod migrate;
+mod open;
 mod vault;
 
 pub use auto::{is_not_there, AutoNotice, AutoStore, KeychainFirst, Notify};
 pub use file::FileStore;
 pub use keychain::{KeychainOptions, KeychainStore};
+pub use lock::ChangeLock;
 pub use memory::MemoryStore;
 pub use migrate::{is_plaintext, migrate, Migration};
+pub use open::{default_home, ChosenBy, Selection, Settings};
 pub use vault::{VaultConfig, VaultStore};
 
 use crate::error::{Error, Result};
@@ -62,73 +66,71 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// A stored credential and where it was found.
+#[derive(Debug)]
+pub struct Found {
+    /// The stored document.
+    pub credential: StoredCredential,
+    /// Where it was read from (for `auto`: the keychain or the file).
+    pub location: Location,
+}
+
+impl std::ops::Deref for Found {
+    type Target = StoredCredential;
+    fn deref(&self) -> &StoredCredential {
+        &self.credential
+    }
+}
+
+/// What a backend's check-and-set compares: the version of the profile's
+/// secret a change first read. Backends without versions are `Untracked`
+/// (the change lock serializes writers on one machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revision {
+    /// This backend keeps no versions.
+    Untracked,
+    /// Vault KV v2: the secret's current version, `0` when never written.
+    Version(u64),
+}
+
 /// A backend that keeps one stored credential per profile.
 ///
 /// `load` never modifies storage, and a failed read is an error, never
 /// "nothing stored". `save` replaces the profile's credential as a whole or
-/// not at all. `delete` returns whether there was something to remove.
+/// not at all. `delete` says every place it removed a credential from.
 pub trait Store: Send + Sync {
     /// The backend's name (`file`, `keychain`, `memory`, `vault`, `auto`).
     fn name(&self) -> &'static str;
-    /// The profile's stored credential, or `None` when nothing is stored.
-    fn load(&self, profile: &Profile) -> Result<Option<StoredCredential>>;
-    /// Stores the credential, replacing any previous one.
-    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<()>;
-    /// Removes the profile's credential; `Ok(false)` when there was none.
-    fn delete(&self, profile: &Profile) -> Result<bool>;
-    /// Where the profile's credential lives in this backend.
+    /// The profile's stored credential and where it was, or `None` when
+    /// nothing is stored. One round trip to the backend.
+    fn load(&self, profile: &Profile) -> Result<Option<Found>>;
+    /// Stores the credential, replacing any previous one; returns where.
+    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<Location>;
+    /// Removes the profile's credential; returns where it was removed from
+    /// (empty when there was none).
+    fn delete(&self, profile: &Profile) -> Result<Vec<Location>>;
+    /// Where the profile's credential lives (or would be written) in this
+    /// backend.
     fn describe(&self, profile: &Profile) -> Location;
-    /// Where the profile's credential was last read from or would be read
-    /// from; for most backends the same as [`Store::describe`]. `auto`
-    /// overrides it to name the backend that actually holds it.
-    fn locate(&self, profile: &Profile) -> Result<Location> {
-        Ok(self.describe(profile))
+    /// The revision a later [`Store::save_if`] or [`Store::delete_if`]
+    /// checks against.
+    fn revision(&self, _profile: &Profile) -> Result<Revision> {
+        Ok(Revision::Untracked)
     }
-    /// Holds this backend's writers' lock until the guard drops, so that a
-    /// change of several steps (`migrate`: copy, verify, delete) is one
-    /// change to other writers. Saves and deletes made by the same thread
-    /// while the guard lives reuse it. Backends without such a lock return
-    /// a guard that holds nothing.
-    fn lock_changes(&self) -> Result<ChangeLock<'_>> {
-        Ok(ChangeLock::none())
+    /// Stores the credential only if the profile's revision is still
+    /// `expected` (a conflict is an error, exit 4, and nothing is
+    /// overwritten). Backends without versions just save.
+    fn save_if(
+        &self,
+        profile: &Profile,
+        credential: &StoredCredential,
+        _expected: Revision,
+    ) -> Result<Location> {
+        self.save(profile, credential)
     }
-}
-
-/// A held writers' lock (see [`Store::lock_changes`]); released on drop.
-#[must_use = "the lock is released when the guard is dropped"]
-pub struct ChangeLock<'a> {
-    release: Option<Box<dyn FnOnce() + 'a>>,
-}
-
-impl<'a> ChangeLock<'a> {
-    /// A guard that holds nothing.
-    pub fn none() -> ChangeLock<'a> {
-        ChangeLock { release: None }
-    }
-
-    /// A guard that runs `release` when dropped.
-    pub fn new(release: impl FnOnce() + 'a) -> ChangeLock<'a> {
-        ChangeLock {
-            release: Some(Box::new(release)),
-        }
-    }
-}
-
-impl Drop for ChangeLock<'_> {
-    fn drop(&mut self) {
-        if let Some(release) = self.release.take() {
-            release();
-        }
-    }
-}
-
-impl std::fmt::Debug for ChangeLock<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.release.is_some() {
-            "ChangeLock(held)"
-        } else {
-            "ChangeLock(none)"
-        })
+    /// Removes the credential only if its revision is still `expected`.
+    fn delete_if(&self, profile: &Profile, _expected: Revision) -> Result<Vec<Location>> {
+        self.delete(profile)
     }
 }
 

@@ -29,16 +29,18 @@ pub fn run_suite(store: &dyn Store, prefix: &str) {
         store.name()
     );
     assert!(
-        !store.delete(&p1).unwrap(),
+        store.delete(&p1).unwrap().is_empty(),
         "{}: empty delete",
         store.name()
     );
 
     // Save and load back exactly.
-    store
+    let saved_at = store
         .save(&p1, &stored(AuthMode::ApiKey, "sk-conformance-1"))
         .unwrap();
+    assert_eq!(saved_at, store.describe(&p1), "save says where it wrote");
     let got = store.load(&p1).unwrap().expect("saved");
+    assert_eq!(got.location, saved_at, "load says where it found it");
     assert_eq!(got.auth_mode(), AuthMode::ApiKey);
     assert_eq!(got.expose_token(), "sk-conformance-1");
 
@@ -81,13 +83,13 @@ pub fn run_suite(store: &dyn Store, prefix: &str) {
     );
 
     // Delete one; the other stays.
-    assert!(store.delete(&p1).unwrap());
+    assert_eq!(store.delete(&p1).unwrap(), vec![store.describe(&p1)]);
     assert!(store.load(&p1).unwrap().is_none());
-    assert!(!store.delete(&p1).unwrap());
+    assert!(store.delete(&p1).unwrap().is_empty());
     assert_eq!(
         store.load(&p2).unwrap().unwrap().expose_token(),
         "sk-conformance-2"
     );
-    assert!(store.delete(&p2).unwrap());
+    assert!(!store.delete(&p2).unwrap().is_empty());
     assert!(store.load(&p2).unwrap().is_none());
 }

@@ -1,0 +1,595 @@
+//! The Vault / OpenBao backend (SPEC §4.4): one KV version 2 secret per
+//! profile at `<mount>/data/<prefix>/<profile>`, whose data is the stored
+//! form of SPEC §2.
+//!
+//! - [`config`]: where the server is and where credentials live, read like
+//!   the Vault CLI reads its environment;
+//! - `auth/`: how a token is obtained, one file per method;
+//! - `client`: HTTP with one deadline per request, bounded zeroized
+//!   answers, an error of its own for each failure;
+//! - this file: KV v2 reads, check-and-set writes, deletes;
+//! - `errors`: what Vault's answers mean, in credstore's words (a server's
+//!   own text is never printed: it could echo a secret).
+//!
+//! Writes use check-and-set against the version a change first read, so
+//! two writers cannot silently overwrite each other, and they work on a
+//! mount with `cas_required`. The Vault token, the AppRole ids and the
+//! credential never appear in an error or in `Debug` output.
+//!
+//! A token needs this policy (for the default mount and prefix):
+//!
+//! ```hcl
+//! path "secret/data/credstore/*"     { capabilities = ["create", "read", "update"] }
+//! path "secret/metadata/credstore/*" { capabilities = ["read", "delete"] }
+//! ```
+
+mod auth;
+mod client;
+mod config;
+mod errors;
+
+pub use config::VaultConfig;
+
+use super::{Found, Location, Revision, SourceKind, Store};
+use crate::credential::claim::describe_json_error;
+use crate::error::{Error, Result};
+use crate::profile::Profile;
+use crate::stored::StoredCredential;
+use client::{Answer, Client, Method};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::sync::{Arc, Mutex};
+use zeroize::Zeroizing;
+
+pub(crate) const BACKEND: &str = "vault";
+
+/// A KV v2 store on a Vault or OpenBao server.
+///
+/// ```no_run
+/// use credstore::env::{EnvNames, ProcessEnv};
+/// use credstore::profile::Profile;
+/// use credstore::store::{Store, VaultStore};
+///
+/// let store = VaultStore::from_env(&ProcessEnv, &EnvNames::default())?;
+/// let found = store.load(&Profile::default_profile())?;
+/// # Ok::<(), credstore::Error>(())
+/// ```
+pub struct VaultStore {
+    config: VaultConfig,
+    client: Client,
+    /// The token in use; fetched (or copied) on first use.
+    token: Mutex<Option<Arc<SecretString>>>,
+    /// Set once the mount was seen to be KV v2.
+    mount_checked: Mutex<bool>,
+}
+
+impl std::fmt::Debug for VaultStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct DataAnswer<'a> {
+    #[serde(borrow)]
+    data: Option<DataAnswerData<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DataAnswerData<'a> {
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    metadata: Option<VersionInfo>,
+}
+
+#[derive(Deserialize)]
+struct VersionInfo {
+    version: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WriteAnswer {
+    data: Option<VersionInfo>,
+}
+
+#[derive(Deserialize)]
+struct MountAnswer {
+    data: Option<MountInfo>,
+}
+
+#[derive(Deserialize)]
+struct MountInfo {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    path: Option<String>,
+    options: Option<MountOptions>,
+}
+
+#[derive(Deserialize)]
+struct MountOptions {
+    version: Option<String>,
+}
+
+/// A read of the profile's secret: its document (if a live version holds
+/// one) and its current version (`0` when never written).
+struct Snapshot {
+    document: Option<StoredCredential>,
+    version: u64,
+}
+
+impl VaultStore {
+    /// A store for `config`. Reads the `VAULT_CACERT` file now, so a bad
+    /// CA file is reported before any request.
+    pub fn new(config: VaultConfig) -> Result<VaultStore> {
+        let client = Client::new(&config)?;
+        Ok(VaultStore {
+            config,
+            client,
+            token: Mutex::new(None),
+            mount_checked: Mutex::new(false),
+        })
+    }
+
+    /// [`VaultConfig::from_env`] then [`VaultStore::new`].
+    pub fn from_env(
+        env: &dyn crate::env::Environment,
+        names: &crate::env::EnvNames,
+    ) -> Result<VaultStore> {
+        VaultStore::new(VaultConfig::from_env(env, names)?)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+
+    /// The current version of the profile's secret: `0` when it has never
+    /// been written (or its metadata was deleted). A soft-deleted latest
+    /// version still counts. This is the value check-and-set compares.
+    pub fn current_version(&self, profile: &Profile) -> Result<u64> {
+        self.snapshot(profile).map(|s| s.version)
+    }
+
+    /// One read of the data path: the document and the version.
+    fn snapshot(&self, profile: &Profile) -> Result<Snapshot> {
+        let path = self.data_path(profile);
+        let answer = self.authed(Method::Get, &path, None)?;
+        let parsed: DataAnswer<'_> = match answer.status {
+            200 => {
+                serde_json::from_slice(&answer.body).map_err(|e| self.bad_answer(profile, &e))?
+            }
+            404 if !answer.is_missing_mount() => {
+                // A 404 for a deleted latest version still carries metadata.
+                match serde_json::from_slice(&answer.body) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        return Ok(Snapshot {
+                            document: None,
+                            version: 0,
+                        })
+                    }
+                }
+            }
+            _ => {
+                return Err(self.client.failure(
+                    &answer,
+                    "read",
+                    &path,
+                    Some(&self.config.auth_source()),
+                ))
+            }
+        };
+        let data = parsed.data;
+        let version = data
+            .as_ref()
+            .and_then(|d| d.metadata.as_ref())
+            .and_then(|m| m.version)
+            .unwrap_or(0);
+        let document = match data.and_then(|d| d.data) {
+            // A version that was deleted or destroyed.
+            None => None,
+            Some(raw) if raw.get() == "null" => None,
+            Some(raw) if answer.status == 200 => Some(StoredCredential::from_document(
+                raw.get().as_bytes(),
+                &self.location_text(profile),
+            )?),
+            Some(_) => None,
+        };
+        Ok(Snapshot { document, version })
+    }
+
+    /// Writes the credential only if the secret's current version is still
+    /// `expected` (`0`: only if nothing was ever stored). Returns the new
+    /// version. When another writer got there first this is an error
+    /// (exit 4) and nothing was overwritten.
+    pub fn save_with_cas(
+        &self,
+        profile: &Profile,
+        credential: &StoredCredential,
+        expected: u64,
+    ) -> Result<u64> {
+        self.check_mount(profile)?;
+        let path = self.data_path(profile);
+        let body = write_body(&credential.to_document(), expected);
+        let answer = self.authed(Method::Post, &path, Some(&body))?;
+        match answer.status {
+            200 => {
+                let parsed: WriteAnswer = serde_json::from_slice(&answer.body)
+                    .map_err(|e| self.bad_answer(profile, &e))?;
+                parsed.data.and_then(|d| d.version).ok_or_else(|| Error::Backend {
+                    backend: BACKEND,
+                    message: format!(
+                        "Vault at {} accepted the write to {} but did not answer with a KV v2 version; check that {}/ is a KV version 2 mount",
+                        self.config.addr, path, self.config.mount
+                    ),
+                })
+            }
+            204 => Err(Error::Backend {
+                backend: BACKEND,
+                message: format!(
+                    "{}/ at {} answered like a KV version 1 mount, so the write went to the wrong path; enable versioning (`bao kv enable-versioning {}`) or point the mount variable at a KV v2 mount",
+                    self.config.mount, self.config.addr, self.config.mount
+                ),
+            }),
+            400 if errors::mentions(&answer, "check-and-set") => Err(self.conflict(profile, expected)),
+            _ => Err(self.client.failure(&answer, "write", &path, Some(&self.config.auth_source()))),
+        }
+    }
+
+    fn conflict(&self, profile: &Profile, expected: u64) -> Error {
+        Error::Backend {
+            backend: BACKEND,
+            message: format!(
+                "check-and-set conflict at {}: another writer changed it after credstore read version {expected}, so nothing was overwritten; check what is stored now and run the command again if you still want to replace it",
+                self.describe(profile).detail
+            ),
+        }
+    }
+
+    fn data_path(&self, profile: &Profile) -> String {
+        format!(
+            "{}/data/{}",
+            self.config.mount,
+            self.config.secret_path(profile)
+        )
+    }
+
+    fn metadata_path(&self, profile: &Profile) -> String {
+        format!(
+            "{}/metadata/{}",
+            self.config.mount,
+            self.config.secret_path(profile)
+        )
+    }
+
+    /// Checks once per store that the mount is KV version 2 and really is
+    /// the mount holding the path, so a write never lands at the wrong
+    /// path of a KV v1 mount. Inconclusive answers (a token that may not
+    /// ask) leave the check to the write itself.
+    fn check_mount(&self, profile: &Profile) -> Result<()> {
+        let mut checked = self.lock(&self.mount_checked)?;
+        if *checked {
+            return Ok(());
+        }
+        let path = format!(
+            "sys/internal/ui/mounts/{}/{}",
+            self.config.mount,
+            self.config.secret_path(profile)
+        );
+        let answer = self.authed(Method::Get, &path, None)?;
+        if answer.status == 503 {
+            return Err(self
+                .client
+                .failure(&answer, "inspect the mount of", &path, None));
+        }
+        if answer.status != 200 {
+            return Ok(());
+        }
+        let Ok(MountAnswer { data: Some(info) }) = serde_json::from_slice(&answer.body) else {
+            return Ok(());
+        };
+        let mount = &self.config.mount;
+        if let Some(actual) = info.path.as_deref().map(|p| p.trim_end_matches('/')) {
+            if actual != mount {
+                return Err(Error::Backend {
+                    backend: BACKEND,
+                    message: format!(
+                        "{mount}/{} is inside the mount {actual}/, not {mount}/; set {}={actual} (and the rest of the path in {})",
+                        self.config.secret_path(profile),
+                        self.config.names.vault_mount(),
+                        self.config.names.vault_prefix(),
+                    ),
+                });
+            }
+        }
+        let kind = info.kind.as_deref().unwrap_or("unknown");
+        let version = info.options.and_then(|o| o.version);
+        if kind != "kv" {
+            return Err(Error::Backend {
+                backend: BACKEND,
+                message: format!(
+                    "{mount}/ at {} is a {:?} secrets engine, not KV version 2; set {} to a KV v2 mount or enable one (`bao secrets enable -path=NAME kv-v2`)",
+                    self.config.addr,
+                    crate::text::shown(kind),
+                    self.config.names.vault_mount(),
+                ),
+            });
+        }
+        if version.as_deref() != Some("2") {
+            return Err(Error::Backend {
+                backend: BACKEND,
+                message: format!(
+                    "{mount}/ at {} is a KV version 1 mount; credstore needs KV version 2 (check-and-set, versions): upgrade it with `bao kv enable-versioning {mount}` or set {} to a KV v2 mount",
+                    self.config.addr,
+                    self.config.names.vault_mount(),
+                ),
+            });
+        }
+        *checked = true;
+        Ok(())
+    }
+
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> Result<std::sync::MutexGuard<'a, T>> {
+        m.lock().map_err(|_| Error::Backend {
+            backend: BACKEND,
+            message: "the store's lock was poisoned by a panic in another thread".into(),
+        })
+    }
+
+    /// The token to send, logging in on first use. The flag tells whether
+    /// the token was fetched by this call.
+    fn token(&self) -> Result<(Arc<SecretString>, bool)> {
+        let mut slot = self.lock(&self.token)?;
+        if let Some(t) = slot.as_ref() {
+            return Ok((Arc::clone(t), false));
+        }
+        let token = Arc::new(self.config.auth.login(&self.client)?);
+        *slot = Some(Arc::clone(&token));
+        Ok((token, true))
+    }
+
+    /// A request with the token; a login token refused as expired is
+    /// renewed by logging in again, once.
+    fn authed(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Answer> {
+        let (token, fresh) = self.token()?;
+        let answer = self.client.request(method, path, body, Some(&token))?;
+        if answer.status == 403 && !fresh && self.config.auth.can_relogin() {
+            *self.lock(&self.token)? = None;
+            let (token, _) = self.token()?;
+            return self.client.request(method, path, body, Some(&token));
+        }
+        Ok(answer)
+    }
+
+    fn bad_answer(&self, profile: &Profile, e: &serde_json::Error) -> Error {
+        Error::CorruptStore {
+            location: self.location_text(profile),
+            reason: format!(
+                "Vault's answer {}, not a KV v2 secret (is VAULT_ADDR pointing at Vault?)",
+                describe_json_error(e)
+            ),
+        }
+    }
+
+    fn location_text(&self, profile: &Profile) -> String {
+        format!("{} on {}", self.describe(profile).detail, self.config.addr)
+    }
+}
+
+impl Store for VaultStore {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn load(&self, profile: &Profile) -> Result<Option<Found>> {
+        Ok(self.snapshot(profile)?.document.map(|credential| Found {
+            credential,
+            location: self.describe(profile),
+        }))
+    }
+
+    fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<Location> {
+        self.check_mount(profile)?;
+        let version = self.current_version(profile)?;
+        self.save_with_cas(profile, credential, version)?;
+        Ok(self.describe(profile))
+    }
+
+    fn revision(&self, profile: &Profile) -> Result<Revision> {
+        self.current_version(profile).map(Revision::Version)
+    }
+
+    fn save_if(
+        &self,
+        profile: &Profile,
+        credential: &StoredCredential,
+        expected: Revision,
+    ) -> Result<Location> {
+        match expected {
+            Revision::Version(v) => {
+                self.save_with_cas(profile, credential, v)?;
+                Ok(self.describe(profile))
+            }
+            Revision::Untracked => self.save(profile, credential),
+        }
+    }
+
+    fn delete(&self, profile: &Profile) -> Result<Vec<Location>> {
+        let path = self.metadata_path(profile);
+        let answer = self.authed(Method::Get, &path, None)?;
+        match answer.status {
+            200 => {}
+            404 if !answer.is_missing_mount() => return Ok(Vec::new()),
+            _ => {
+                return Err(self.client.failure(
+                    &answer,
+                    "read",
+                    &path,
+                    Some(&self.config.auth_source()),
+                ))
+            }
+        }
+        let answer = self.authed(Method::Delete, &path, None)?;
+        match answer.status {
+            200 | 204 => Ok(vec![self.describe(profile)]),
+            404 if !answer.is_missing_mount() => Ok(Vec::new()),
+            _ => {
+                Err(self
+                    .client
+                    .failure(&answer, "delete", &path, Some(&self.config.auth_source())))
+            }
+        }
+    }
+
+    /// Deletes only if the version is still `expected`: a credential
+    /// another writer stored since is kept (a conflict, exit 4). Vault has
+    /// no check-and-set for deletes, so this narrows the window to one
+    /// round trip rather than closing it.
+    fn delete_if(&self, profile: &Profile, expected: Revision) -> Result<Vec<Location>> {
+        if let Revision::Version(v) = expected {
+            if self.current_version(profile)? != v {
+                return Err(self.conflict(profile, v));
+            }
+        }
+        self.delete(profile)
+    }
+
+    fn describe(&self, profile: &Profile) -> Location {
+        Location {
+            kind: SourceKind::Vault,
+            detail: format!("{}/{}", self.config.mount, self.config.secret_path(profile)),
+        }
+    }
+}
+
+/// `{"options":{"cas":N},"data":<document>}` in one exact-size buffer.
+fn write_body(document: &[u8], cas: u64) -> Zeroizing<Vec<u8>> {
+    let head = format!("{{\"options\":{{\"cas\":{cas}}},\"data\":");
+    let mut out = Zeroizing::new(Vec::with_capacity(head.len() + document.len() + 1));
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(document);
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{EnvNames, MapEnv};
+
+    fn base() -> MapEnv {
+        MapEnv::new()
+            .with("VAULT_ADDR", "http://127.0.0.1:8200")
+            .with("VAULT_TOKEN", "s.tok-SECRET-1234")
+    }
+
+    #[test]
+    fn paths_and_describe() {
+        let s = VaultStore::from_env(&base(), &EnvNames::default()).unwrap();
+        let p = Profile::new("work").unwrap();
+        assert_eq!(s.describe(&p).detail, "secret/credstore/work");
+        assert_eq!(s.describe(&p).kind, SourceKind::Vault);
+        assert_eq!(s.data_path(&p), "secret/data/credstore/work");
+        assert_eq!(s.metadata_path(&p), "secret/metadata/credstore/work");
+        let env = base()
+            .with("CREDSTORE_VAULT_MOUNT", "kv/team")
+            .with("CREDSTORE_VAULT_PREFIX", "agents/prod");
+        let s = VaultStore::from_env(&env, &EnvNames::default()).unwrap();
+        assert_eq!(
+            s.data_path(&Profile::default_profile()),
+            "kv/team/data/agents/prod/default"
+        );
+    }
+
+    #[test]
+    fn approle_and_token_file_precedence() {
+        let names = EnvNames::default();
+        let approle = MapEnv::new()
+            .with("VAULT_ADDR", "http://127.0.0.1:1")
+            .with("VAULT_ROLE_ID", "role-HIDDEN-1")
+            .with("VAULT_SECRET_ID", "sid-HIDDEN-2");
+        let c = VaultConfig::from_env(&approle, &names).unwrap();
+        assert!(c.auth_source().contains("AppRole"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("HIDDEN"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+        let c =
+            VaultConfig::from_env(&approle.clone().with("VAULT_TOKEN", "t-abcd"), &names).unwrap();
+        assert_eq!(c.auth_source(), "VAULT_TOKEN");
+        assert_eq!(
+            VaultConfig::from_env(
+                &MapEnv::new()
+                    .with("VAULT_ADDR", "http://127.0.0.1:1")
+                    .with("VAULT_ROLE_ID", "r"),
+                &names
+            )
+            .unwrap_err()
+            .exit_code(),
+            2
+        );
+
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join(".vault-token"), "s.file-SECRET-9\n").unwrap();
+        let env = MapEnv::new()
+            .with("VAULT_ADDR", "http://127.0.0.1:1")
+            .with("HOME", home.path());
+        let c = VaultConfig::from_env(&env, &names).unwrap();
+        assert_eq!(c.auth_source(), "~/.vault-token");
+        assert!(!format!("{c:?}").contains("SECRET"));
+        let c = VaultConfig::from_env(
+            &env.with("VAULT_ROLE_ID", "r-abcd")
+                .with("VAULT_SECRET_ID", "s-abcd"),
+            &names,
+        )
+        .unwrap();
+        assert!(c.auth_source().contains("AppRole"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_token_file_is_refused_not_waited_on() {
+        let home = tempfile::tempdir().unwrap();
+        let fifo = home.path().join(".vault-token");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let env = MapEnv::new()
+            .with("VAULT_ADDR", "http://127.0.0.1:1")
+            .with("HOME", home.path());
+        let start = std::time::Instant::now();
+        let e = VaultConfig::from_env(&env, &EnvNames::default()).unwrap_err();
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        assert!(e.to_string().contains("FIFO"), "{e}");
+    }
+
+    #[test]
+    fn bad_ca_file_is_reported_before_any_request() {
+        let names = EnvNames::default();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        let env = base().with("VAULT_CACERT", &path);
+        let e = VaultStore::from_env(&env, &names).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(e.to_string().contains("ca.pem"), "{e}");
+        let env = base().with("VAULT_CACERT", "/nonexistent/ca.pem");
+        assert!(VaultStore::from_env(&env, &names)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot be opened"));
+    }
+
+    #[test]
+    fn write_body_is_the_kv2_shape() {
+        let body = write_body(b"{\"api_key\":\"k\"}\n", 7);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["options"]["cas"], 7);
+        assert_eq!(v["data"]["api_key"], "k");
+        assert_eq!(body.len(), body.capacity());
+    }
+}
