@@ -8,9 +8,10 @@
 //! an issuer or audience is required.
 //!
 //! EdDSA is checked with `ed25519-dalek`'s strict verification, and a weak
-//! (small-order) Ed25519 key is refused when the JWKS is loaded. RS256 and
-//! ES256 are `jsonwebtoken`'s, with its RustCrypto provider named
-//! explicitly (no process-wide default). Only the signature is handed
+//! (small-order) Ed25519 key is refused when the JWKS is loaded. RS256
+//! (PKCS#1 v1.5, 2048 bits or more) and ES256 (P-256, fixed-size `r‖s`) are
+//! `ring`'s, already in the tree through rustls, so one generation of each
+//! crypto crate is built. Only the signature is handed
 //! to it: the payload was already decoded once, into wiped buffers, by
 //! [`AgentIdentity::parse`], and the claims checked here are those.
 //!
@@ -33,10 +34,7 @@ use crate::error::{Error, Result};
 use crate::secret::{read_config_file, ReadError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse,
-};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
 use std::path::Path;
 
 /// The JWS algorithms accepted with a JWKS.
@@ -44,6 +42,50 @@ pub const ACCEPTED_ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
 
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
+
+/// The JWS algorithms credstore verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Algorithm {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+/// A JSON Web Key Set (RFC 7517), as far as verification needs it.
+#[derive(Debug, Clone, Deserialize)]
+struct JwkSet {
+    keys: Vec<Jwk>,
+}
+
+/// One JWK: the members credstore reads; others are ignored.
+#[derive(Debug, Clone, Deserialize)]
+struct Jwk {
+    kty: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default, rename = "use")]
+    public_key_use: Option<String>,
+    #[serde(default)]
+    key_ops: Option<Vec<String>>,
+    #[serde(default)]
+    alg: Option<String>,
+    #[serde(default)]
+    crv: Option<String>,
+    #[serde(default)]
+    x: Option<String>,
+    #[serde(default)]
+    y: Option<String>,
+    #[serde(default)]
+    n: Option<String>,
+    #[serde(default)]
+    e: Option<String>,
+}
+
+impl Jwk {
+    fn is_ed25519(&self) -> bool {
+        self.kty == "OKP" && self.crv.as_deref() == Some("Ed25519")
+    }
+}
 
 /// A JWKS and the claims it requires; checks agent identities against it.
 #[derive(Clone)]
@@ -89,17 +131,13 @@ impl Verifier {
         if keys.keys.is_empty() {
             return Err(Error::Usage(format!("the JWKS {source} has no keys")));
         }
-        for jwk in &keys.keys {
-            if let AlgorithmParameters::OctetKeyPair(okp) = &jwk.algorithm {
-                if okp.curve == EllipticCurve::Ed25519 {
-                    ed25519_key(&okp.x).map_err(|why| {
-                        Error::Usage(format!(
-                            "the JWKS {source}: key {}: {why}; remove it",
-                            shown(jwk.common.key_id.as_deref().unwrap_or("(no kid)"))
-                        ))
-                    })?;
-                }
-            }
+        for jwk in keys.keys.iter().filter(|k| k.is_ed25519()) {
+            ed25519_key(jwk.x.as_deref().unwrap_or_default()).map_err(|why| {
+                Error::Usage(format!(
+                    "the JWKS {source}: key {}: {why}; remove it",
+                    shown(jwk.kid.as_deref().unwrap_or("(no kid)"))
+                ))
+            })?;
         }
         Ok(Verifier {
             keys,
@@ -201,7 +239,7 @@ impl Verifier {
             .keys
             .keys
             .iter()
-            .filter(|k| k.common.key_id.as_deref() == Some(kid));
+            .filter(|k| k.kid.as_deref() == Some(kid));
         let jwk = matching
             .next()
             .ok_or_else(|| format!("no key in the JWKS has kid {}", shown(kid)))?;
@@ -226,24 +264,48 @@ impl Verifier {
                 header.alg
             )
         };
-        if let (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA) = (&jwk.algorithm, alg) {
-            // Strict RFC 8032 verification (canonical S, no small-order
-            // parts) with a key checked not to be weak.
-            let key = ed25519_key(&okp.x).map_err(|why| format!("key {}: {why}", shown(kid)))?;
-            let signature =
-                ed25519_dalek::Signature::from_slice(&signature).map_err(|_| mismatch())?;
-            key.verify_strict(signing_input.as_bytes(), &signature)
+        let message = signing_input.as_bytes();
+        match alg {
+            Algorithm::EdDSA => {
+                // Strict RFC 8032 verification (canonical S, no small-order
+                // parts) with a key checked not to be weak.
+                let key = ed25519_key(jwk.x.as_deref().unwrap_or_default())
+                    .map_err(|why| format!("key {}: {why}", shown(kid)))?;
+                let signature =
+                    ed25519_dalek::Signature::from_slice(&signature).map_err(|_| mismatch())?;
+                key.verify_strict(message, &signature)
+                    .map_err(|_| mismatch())?;
+            }
+            Algorithm::ES256 => {
+                let x = coordinate(jwk.x.as_deref(), "x")
+                    .map_err(|why| format!("key {}: {why}", shown(kid)))?;
+                let y = coordinate(jwk.y.as_deref(), "y")
+                    .map_err(|why| format!("key {}: {why}", shown(kid)))?;
+                let mut point = Vec::with_capacity(65);
+                point.push(0x04);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                ring::signature::UnparsedPublicKey::new(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED,
+                    &point,
+                )
+                .verify(message, &signature)
                 .map_err(|_| mismatch())?;
-            return self.check_claims(identity);
+            }
+            Algorithm::RS256 => {
+                let n = unsigned(jwk.n.as_deref(), "n")
+                    .map_err(|why| format!("key {}: {why}", shown(kid)))?;
+                let e = unsigned(jwk.e.as_deref(), "e")
+                    .map_err(|why| format!("key {}: {why}", shown(kid)))?;
+                ring::signature::RsaPublicKeyComponents { n: &n, e: &e }
+                    .verify(
+                        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                        message,
+                        &signature,
+                    )
+                    .map_err(|_| mismatch())?;
+            }
         }
-        let key = DecodingKey::from_jwk(jwk)
-            .map_err(|e| format!("key {} is malformed: {e}", shown(kid)))?;
-        let verifier =
-            (jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory)(&alg, &key)
-                .map_err(|e| format!("key {} cannot verify {}: {e}", shown(kid), header.alg))?;
-        verifier
-            .verify(signing_input.as_bytes(), &signature)
-            .map_err(|_| mismatch())?;
         self.check_claims(identity)
     }
 
@@ -258,34 +320,27 @@ impl Verifier {
 /// The key must be meant for signatures, for this algorithm, and of the
 /// matching type and size — so a key is never used for what it is not.
 fn check_key_fits(jwk: &Jwk, alg: Algorithm, alg_name: &str) -> std::result::Result<(), String> {
-    if let Some(u) = &jwk.common.public_key_use {
-        if *u != PublicKeyUse::Signature {
+    if let Some(u) = &jwk.public_key_use {
+        if u != "sig" {
             return Err("its `use` is not `sig`".into());
         }
     }
-    if let Some(ops) = &jwk.common.key_operations {
-        if !ops.contains(&KeyOperations::Verify) {
+    if let Some(ops) = &jwk.key_ops {
+        if !ops.iter().any(|o| o == "verify") {
             return Err("its `key_ops` do not include `verify`".into());
         }
     }
-    if let Some(key_alg) = jwk.common.key_algorithm {
-        let same = matches!(
-            (key_alg, alg),
-            (KeyAlgorithm::RS256, Algorithm::RS256)
-                | (KeyAlgorithm::ES256, Algorithm::ES256)
-                | (KeyAlgorithm::EdDSA, Algorithm::EdDSA)
-        );
-        if !same {
+    if let Some(key_alg) = &jwk.alg {
+        if key_alg != alg_name {
             return Err(format!(
-                "it is for alg {key_alg:?}, but the token's header says {alg_name}"
+                "it is for alg {}, but the token's header says {alg_name}",
+                crate::text::shown(key_alg)
             ));
         }
     }
-    match (&jwk.algorithm, alg) {
-        (AlgorithmParameters::RSA(rsa), Algorithm::RS256) => {
-            let n = URL_SAFE_NO_PAD
-                .decode(rsa.n.trim_end_matches('='))
-                .map_err(|_| "its modulus `n` is not base64url".to_string())?;
+    match (jwk.kty.as_str(), jwk.crv.as_deref(), alg) {
+        ("RSA", _, Algorithm::RS256) => {
+            let n = unsigned(jwk.n.as_deref(), "n")?;
             let bits = modulus_bits(&n);
             if bits < MIN_RSA_BITS {
                 return Err(format!(
@@ -294,26 +349,41 @@ fn check_key_fits(jwk: &Jwk, alg: Algorithm, alg_name: &str) -> std::result::Res
             }
             Ok(())
         }
-        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256)
-            if ec.curve == EllipticCurve::P256 =>
-        {
-            Ok(())
-        }
-        (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA)
-            if okp.curve == EllipticCurve::Ed25519 =>
-        {
-            Ok(())
-        }
-        (params, _) => Err(format!(
+        ("EC", Some("P-256"), Algorithm::ES256) => Ok(()),
+        ("OKP", Some("Ed25519"), Algorithm::EdDSA) => Ok(()),
+        _ => Err(format!(
             "it is {}, but {alg_name} needs {}",
-            describe_key(params),
+            describe_key(jwk),
             match alg {
                 Algorithm::RS256 => "an RSA key",
                 Algorithm::ES256 => "an EC key on curve P-256",
-                _ => "an OKP key on curve Ed25519",
+                Algorithm::EdDSA => "an OKP key on curve Ed25519",
             }
         )),
     }
+}
+
+/// A base64url member decoded to a big-endian unsigned integer without
+/// leading zero bytes (as ring takes RSA `n` and `e`).
+fn unsigned(value: Option<&str>, name: &str) -> std::result::Result<Vec<u8>, String> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(value.unwrap_or_default().trim_end_matches('='))
+        .map_err(|_| format!("its `{name}` is not base64url"))?;
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    if start == bytes.len() {
+        return Err(format!("its `{name}` is missing or zero"));
+    }
+    Ok(bytes[start..].to_vec())
+}
+
+/// A P-256 coordinate: exactly 32 bytes (RFC 7518 §6.2.1.2).
+fn coordinate(value: Option<&str>, name: &str) -> std::result::Result<[u8; 32], String> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(value.unwrap_or_default().trim_end_matches('='))
+        .map_err(|_| format!("its `{name}` is not base64url"))?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("its `{name}` is not a 32-byte P-256 coordinate"))
 }
 
 /// An Ed25519 public key from a JWK's `x`, refusing one of small order
@@ -337,12 +407,13 @@ fn ed25519_key(x: &str) -> std::result::Result<ed25519_dalek::VerifyingKey, Stri
     Ok(key)
 }
 
-fn describe_key(params: &AlgorithmParameters) -> String {
-    match params {
-        AlgorithmParameters::RSA(_) => "an RSA key".into(),
-        AlgorithmParameters::EllipticCurve(ec) => format!("an EC key on curve {:?}", ec.curve),
-        AlgorithmParameters::OctetKeyPair(okp) => format!("an OKP key on curve {:?}", okp.curve),
-        AlgorithmParameters::OctetKey(_) => "a symmetric (oct) key".into(),
+fn describe_key(jwk: &Jwk) -> String {
+    let curve = || crate::text::shown(jwk.crv.as_deref().unwrap_or("(none)")).into_owned();
+    match jwk.kty.as_str() {
+        "RSA" => "an RSA key".into(),
+        "EC" => format!("an EC key on curve {}", curve()),
+        "OKP" => format!("an OKP key on curve {}", curve()),
+        "oct" => "a symmetric (oct) key".into(),
         _ => "a key of an unsupported or malformed type".into(),
     }
 }

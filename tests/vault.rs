@@ -1280,3 +1280,53 @@ fn a_vault_echoing_slices_of_secrets_gets_none_of_them_printed() {
         }
     }
 }
+
+#[test]
+fn the_embedding_example_reads_vault_by_its_own_names() {
+    // examples/embed.rs with --prefix CODEX: CODEX_BACKEND and
+    // CODEX_VAULT_MOUNT/PREFIX, standard VAULT_ADDR/VAULT_TOKEN.
+    let bao = Bao::start();
+    let home = Home::new();
+    bao.cli(&home, &bao.root)
+        .args(["login", "--with-api-key"])
+        .env("CREDSTORE_VAULT_PREFIX", "codex-fleet")
+        .stdin("sk-fleet-key")
+        .expect(0);
+    let exe = std::env::current_exe().expect("test exe");
+    let embed = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("examples")
+        .join("embed");
+    let out = Command::new(&embed)
+        .args(["--prefix", "CODEX"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.root())
+        .env("CODEX_HOME", home.store_dir())
+        .env("CODEX_BACKEND", "vault")
+        .env("CODEX_VAULT_PREFIX", "codex-fleet")
+        .env("CREDSTORE_VAULT_PREFIX", "ignored-by-codex")
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", &bao.root)
+        .output()
+        .expect("run embed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(doc["source"]["kind"], "vault", "{doc}");
+    assert!(
+        doc["source"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("codex-fleet"),
+        "{doc}"
+    );
+    assert!(!stdout.contains("sk-fleet-key") && !stdout.contains(&bao.root));
+}
