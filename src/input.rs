@@ -117,9 +117,26 @@ fn read_hidden_line(
             Key::End => break,
         }
     }
-    if more_pending() {
-        // A paste with a line break in it: the first line alone is not the
-        // credential, and joining lines would guess.
+    // What arrives right after Enter: more text is a paste with a line
+    // break in it (the first line alone is not the credential, and joining
+    // lines would guess); more line ends or an EOF (Ctrl-D, or a terminal
+    // program closing its input) are not. Read and dropped either way.
+    let mut more_text = false;
+    let mut drained = 0usize;
+    while drained < READ_LIMIT && more_pending() {
+        match input.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => {
+                drained += 1;
+                if !matches!(byte[0], b'\r' | b'\n' | 0x04 | b' ' | b'\t') {
+                    more_text = true;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    if more_text {
         return Err(Error::InvalidCredential {
             kind: mode.describe(),
             origin: "stdin".into(),
@@ -188,9 +205,17 @@ mod tests {
 
     #[test]
     fn a_multi_line_paste_is_refused() {
-        let err = run(b"first-half\r", true).unwrap_err();
+        let err = run(b"first-half\rsecond-half\r", true).unwrap_err();
         assert!(err.to_string().contains("more than one line"), "{err}");
         assert!(!err.to_string().contains("first-half"));
+        assert!(!err.to_string().contains("second-half"));
+    }
+
+    #[test]
+    fn line_ends_or_an_eof_after_enter_are_not_a_second_line() {
+        assert_eq!(&run(b"key\r\n", true).unwrap()[..], b"key");
+        assert_eq!(&run(b"key\r\x04", true).unwrap()[..], b"key");
+        assert_eq!(&run(b"key\r\r\n \t", true).unwrap()[..], b"key");
     }
 
     #[test]
