@@ -499,7 +499,7 @@ fn no_secret_service_on_the_bus_is_reported_at_once() {
         let r = h.call(json!({"op": op, "profile": "default", "mode": "api_key", "token": "sk-x"}));
         assert_error(&r, "BackendUnavailable", "no Secret Service");
         assert!(
-            r["message"].as_str().unwrap().contains("--backend file"),
+            r["message"].as_str().unwrap().contains("the file backend"),
             "{r}"
         );
         assert_fast(&r, 1_000);
@@ -520,7 +520,7 @@ fn no_session_bus_is_reported_at_once() {
     let r = h.load("default");
     assert_error(&r, "BackendUnavailable", "no D-Bus session bus");
     assert!(
-        r["message"].as_str().unwrap().contains("--backend file"),
+        r["message"].as_str().unwrap().contains("the file backend"),
         "{r}"
     );
     assert_fast(&r, 1_000);

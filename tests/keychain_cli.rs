@@ -376,7 +376,7 @@ fn doctor_reports_each_situation() {
     assert!(took < Duration::from_secs(1), "{took:?}");
     let (out, took) = timed(cli(&home, &bare).args(["doctor", "--backend", "keychain"]));
     assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(out.stdout.contains("--backend file"), "{}", out.stdout);
+    assert!(out.stdout.contains("the file backend"), "{}", out.stdout);
     assert!(took < Duration::from_secs(1), "{took:?}");
     let (out, took) = timed(cli_without_bus(&home).args(["doctor", "--backend", "keychain"]));
     assert_eq!(out.code, 1, "{}", out.stdout);
@@ -402,7 +402,7 @@ fn no_keychain_is_a_fast_clear_error_when_selected() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("--backend file"), "{}", out.stderr);
+    assert!(out.stderr.contains("the file backend"), "{}", out.stderr);
     assert!(took < Duration::from_secs(1), "{took:?}");
     // Nothing stored: at most the (empty) change lock, which a change
     // takes before it asks the keychain.
