@@ -1,7 +1,7 @@
 //! The Unix implementation (Linux, macOS, the BSDs), on rustix's safe API.
 
 use super::Ownership;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use std::fs::{DirBuilder, File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -43,7 +43,7 @@ pub fn create_new_private(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(Mode::RUSR.bits() | Mode::WUSR.bits())
+        .mode(0o600)
         .custom_flags(no_follow())
         .open(path)
 }
