@@ -188,9 +188,7 @@ mod imp {
             // The crate's name for "no session bus": connecting found no
             // address or no socket.
             SsError::Unavailable => no_bus("nothing listens at the session bus address"),
-            SsError::Locked | SsError::Prompt | SsError::PromptDisconnected => {
-                Failure::AccessDenied
-            }
+            SsError::Locked | SsError::Prompt => Failure::AccessDenied,
             SsError::Zbus(z) => classify_zbus(z),
             SsError::ZbusFdo(f) => classify_fdo(f),
             _ => Failure::Other,
