@@ -7,6 +7,42 @@ use std::path::PathBuf;
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The kind of an [`Error`], without its message: what an embedding
+/// program matches on. Library messages never name command-line flags or
+/// commands; a front end (the `credstore` CLI, an embedder) adds its own
+/// advice from the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Bad input from the caller or the environment (exit 2).
+    Usage,
+    /// No credential, or one of the wrong kind (exit 1).
+    NoCredential,
+    /// A malformed credential (exit 3).
+    InvalidCredential,
+    /// An agent identity that fails the configured JWKS (exit 3).
+    Verification,
+    /// An expired agent identity (exit 3): a new one must be stored.
+    Expired,
+    /// A stored document that breaks the stored-form rules (exit 4).
+    CorruptStore,
+    /// A credential file, directory or link that others could change or
+    /// read (exit 4).
+    InsecureStore,
+    /// An I/O failure on a path (exit 4).
+    Io,
+    /// A backend that is not there (exit 4): another backend may work.
+    BackendUnavailable,
+    /// A backend that did not answer in time (exit 4): retrying may work.
+    Timeout,
+    /// Task registration failed (exit 4).
+    Registration,
+    /// An agent identity needs a task id and none was given (exit 2).
+    MissingTaskId,
+    /// Any other backend failure (exit 4).
+    Backend,
+}
+
 /// Everything that can go wrong in credstore.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -52,7 +88,7 @@ pub enum Error {
     },
 
     /// The agent identity's `exp` is more than 60 s in the past. Exit code 3.
-    #[error("the agent identity from {origin} expired at {expired_at}; get a new one and run `credstore login --with-agent-identity`")]
+    #[error("the agent identity from {origin} expired at {expired_at}; get a new agent identity to replace it")]
     Expired {
         /// Where the credential came from.
         origin: String,
@@ -143,6 +179,14 @@ pub enum Error {
         detail: String,
     },
 
+    /// An agent identity needs a task id for what was asked (request
+    /// headers), and none was given. Exit code 2.
+    #[error("the agent identity from {origin} needs a task id for request headers; register a task with the auth API first and use the id it returns")]
+    MissingTaskId {
+        /// Where the credential came from.
+        origin: String,
+    },
+
     /// Any other backend failure (refused access, locked store, …). Exit 4.
     #[error("{backend} backend: {message}")]
     Backend {
@@ -158,7 +202,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::NoCredential(_) => 1,
-            Error::Usage(_) => 2,
+            Error::Usage(_) | Error::MissingTaskId { .. } => 2,
             Error::InvalidCredential { .. }
             | Error::Verification { .. }
             | Error::Expired { .. } => 3,
@@ -170,6 +214,28 @@ impl Error {
             | Error::Timeout { .. }
             | Error::Registration { .. }
             | Error::Backend { .. } => 4,
+        }
+    }
+
+    /// What kind of failure this is, for programs that act on it (retry,
+    /// ask the user to log in, fall back to another backend) without
+    /// reading the message. The message is for people; the kind is the
+    /// contract.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Usage(_) => ErrorKind::Usage,
+            Error::NoCredential(_) => ErrorKind::NoCredential,
+            Error::InvalidCredential { .. } => ErrorKind::InvalidCredential,
+            Error::Verification { .. } => ErrorKind::Verification,
+            Error::Expired { .. } => ErrorKind::Expired,
+            Error::CorruptStore { .. } => ErrorKind::CorruptStore,
+            Error::InsecurePermissions { .. } | Error::Symlink { .. } => ErrorKind::InsecureStore,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::BackendUnavailable { .. } => ErrorKind::BackendUnavailable,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Registration { .. } => ErrorKind::Registration,
+            Error::MissingTaskId { .. } => ErrorKind::MissingTaskId,
+            Error::Backend { .. } => ErrorKind::Backend,
         }
     }
 

@@ -141,8 +141,8 @@ fn read_hidden_line(
             kind: mode.describe(),
             origin: "stdin".into(),
             reason: "the paste spans more than one line; nothing was stored and the rest \
-                     of it was discarded. Copy the token as one line, or pipe it from a \
-                     file: credstore login ... < token.txt"
+                     of it was discarded. Copy the token as one line, or send it from a \
+                     file on standard input"
                 .into(),
         });
     }

@@ -22,7 +22,7 @@ pub mod stored;
 pub mod text;
 
 pub use credential::{AgentIdentity, ApiKey, AuthMode, Claims, Credential};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use jwks::Verifier;
 
 /// The README's examples compile as doc tests.

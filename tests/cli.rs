@@ -273,6 +273,25 @@ fn expired_and_expiring_credentials() {
     let out = home.run().args(["token"]).expect(3);
     assert!(out.stdout.is_empty());
     assert!(out.stderr.contains("expired"), "{}", out.stderr);
+    // A stored identity is replaced by logging in: the CLI says how.
+    assert!(
+        out.stderr.contains("credstore login --with-agent-identity"),
+        "{}",
+        out.stderr
+    );
+    // One from a variable is replaced in the variable: no login advice,
+    // the variable named.
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &expired)
+        .args(["token"])
+        .expect(3);
+    assert!(
+        out.stderr.contains("CREDSTORE_AGENT_IDENTITY"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("credstore login"), "{}", out.stderr);
 
     // Within the 60 s leeway: still usable, and said so.
     let edge = TokenBuilder::new()

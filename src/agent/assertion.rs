@@ -86,7 +86,7 @@ pub fn format_timestamp(secs: i64) -> Result<String> {
 pub(crate) fn check_task_id(task_id: &str) -> Result<()> {
     if task_id.is_empty() {
         return Err(Error::Usage(
-            "the task id is empty; pass the id printed by `credstore register-task`".into(),
+            "the task id is empty; use the id that task registration returned".into(),
         ));
     }
     if task_id.len() > MAX_TASK_ID_BYTES {

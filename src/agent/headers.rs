@@ -144,11 +144,8 @@ impl Credential {
         match self {
             Credential::ApiKey(key) => RequestHeaders::bearer(key.expose(), key.origin()),
             Credential::AgentIdentity(id) => {
-                let task_id = task_id.ok_or_else(|| {
-                    Error::Usage(format!(
-                        "the agent identity from {} needs a task id for request headers: pass --task-id ID (get one with `credstore register-task`)",
-                        id.origin()
-                    ))
+                let task_id = task_id.ok_or_else(|| Error::MissingTaskId {
+                    origin: id.origin().to_string(),
                 })?;
                 id.request_headers_at(task_id, timestamp)
             }
@@ -257,6 +254,8 @@ mod tests {
             .request_headers(None)
             .unwrap_err();
         assert_eq!(e.exit_code(), 2);
-        assert!(e.to_string().contains("--task-id"), "{e}");
+        assert_eq!(e.kind(), crate::error::ErrorKind::MissingTaskId);
+        // The library names no flag: the CLI adds its own advice.
+        assert!(!e.to_string().contains("--"), "{e}");
     }
 }

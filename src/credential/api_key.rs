@@ -51,7 +51,7 @@ impl ApiKey {
                 Some((prefix, _)) if !prefix.is_empty() => {
                     format!("set {prefix}_AGENT_IDENTITY (or {prefix}_AGENT_IDENTITY_FILE) instead")
                 }
-                _ => "log in with `credstore login --with-agent-identity` instead".to_string(),
+                _ => "store it as an agent identity instead".to_string(),
             };
             return Err(invalid(format!(
                 "it is an agent identity (a JWT that carries `agent_private_key`), not an API \

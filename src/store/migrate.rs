@@ -41,7 +41,7 @@ pub fn migrate(
 ) -> Result<Migration> {
     if from.name() == to.name() {
         return Err(Error::Usage(format!(
-            "the credential of profile {profile} is already in the {} backend; choose another --to",
+            "the credential of profile {profile} is already in the {} backend; choose another destination backend",
             to.name()
         )));
     }
