@@ -1,9 +1,10 @@
 //! Platform-specific pieces of credstore.
 //!
 //! Every `cfg(target_os)` / `cfg(unix)` of the project lives in this crate so
-//! that the main crate stays portable and free of `unsafe`. Everything here is
-//! built on `rustix`'s safe wrappers, so this crate needs no `unsafe` either;
-//! should a future function need it, each block carries a `// SAFETY:` comment.
+//! that the main crate stays portable and free of `unsafe`. The Unix side is
+//! built on `rustix`'s safe wrappers and needs no `unsafe`; the Windows side
+//! (`windows.rs`: ACLs, the console) calls Win32 through `windows-sys`, and
+//! each of its `unsafe` blocks carries a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -74,9 +75,46 @@ impl Ownership {
     }
 }
 
-/// Reads mode and owner from metadata.
+/// The command that fixes a credential file's protection, in the words of
+/// this platform's shell.
+pub mod advice {
+    use std::path::Path;
+
+    /// Makes `path` readable and writable by its owner only.
+    pub fn make_private(path: &Path) -> String {
+        if cfg!(windows) {
+            format!(
+                "icacls \"{}\" /inheritance:r /grant:r \"%USERNAME%:F\"",
+                path.display()
+            )
+        } else {
+            format!("chmod 600 {}", path.display())
+        }
+    }
+
+    /// Makes the current user the owner of `path`.
+    pub fn take_ownership(path: &Path) -> String {
+        if cfg!(windows) {
+            format!("`takeown /f \"{}\"`", path.display())
+        } else {
+            format!("`chown $(id -u) {}`", path.display())
+        }
+    }
+}
+
+/// Reads mode and owner from metadata. On Windows, where metadata has no
+/// owner or ACL, this says "private, ours": use [`file_ownership`] for a
+/// credential file.
 pub fn ownership(meta: &Metadata) -> Ownership {
     imp::ownership(meta)
+}
+
+/// Mode and owner of an open file: on Unix from `fstat`; on Windows from
+/// its owner SID and DACL, with `mode` 0o600 when only this user, SYSTEM
+/// and Administrators may open it, and group/other bits set for any other
+/// trustee that may read (0o044) or change (0o022) it.
+pub fn file_ownership(file: &File) -> io::Result<Ownership> {
+    imp::file_ownership(file)
 }
 
 /// Standard input read straight from file descriptor 0, without the
@@ -184,8 +222,18 @@ pub fn trim_os_str(s: &std::ffi::OsStr) -> &std::ffi::OsStr {
 #[path = "unix.rs"]
 mod imp;
 
+// Plain std, for targets without Unix modes; Windows builds on it and
+// replaces the parts that matter there (ACLs, the console).
 #[cfg(not(unix))]
+#[cfg_attr(windows, allow(dead_code))]
 #[path = "other.rs"]
+mod other;
+
+#[cfg(all(not(unix), not(windows)))]
+use other as imp;
+
+#[cfg(windows)]
+#[path = "windows.rs"]
 mod imp;
 
 #[cfg(all(test, unix))]

@@ -69,7 +69,10 @@ pub fn write_stdout(buf: &[u8]) -> io::Result<usize> {
 }
 pub fn open_regular_file(path: &Path) -> io::Result<File> {
     let file = File::open(path)?;
-    if !file.metadata()?.is_file() {
+    // A device (NUL, CON) has no file information on Windows: that, too,
+    // is "not a regular file", said before anything is read.
+    let is_file = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+    if !is_file {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "it is not a regular file",
@@ -87,4 +90,7 @@ pub fn trim_os_str(s: &std::ffi::OsStr) -> &std::ffi::OsStr {
         Some(t) => std::ffi::OsStr::new(t.trim_matches(|c: char| c.is_ascii_whitespace())),
         None => s,
     }
+}
+pub fn file_ownership(file: &File) -> io::Result<Ownership> {
+    Ok(ownership(&file.metadata()?))
 }

@@ -220,3 +220,7 @@ pub fn trim_os_str(s: &std::ffi::OsStr) -> &std::ffi::OsStr {
     use std::os::unix::ffi::OsStrExt;
     std::ffi::OsStr::from_bytes(s.as_bytes().trim_ascii())
 }
+
+pub fn file_ownership(file: &File) -> io::Result<Ownership> {
+    Ok(ownership(&file.metadata()?))
+}

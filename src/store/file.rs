@@ -121,7 +121,7 @@ impl FileStore {
             // An existing lock file must be ours and private.
             let meta =
                 fs::symlink_metadata(&path).map_err(|e| Error::io("inspecting", &path, e))?;
-            check_file_security(&path, &meta)?;
+            check_file_security(&path, &meta, platform::ownership(&meta))?;
         }
         ChangeLock::acquire(&path)
     }
@@ -283,7 +283,7 @@ fn unique_suffix() -> u128 {
 
 /// A credential file must be a regular file owned by this user with no
 /// group or other permission bits.
-fn check_file_security(path: &Path, meta: &fs::Metadata) -> Result<()> {
+fn check_file_security(path: &Path, meta: &fs::Metadata, own: platform::Ownership) -> Result<()> {
     if !meta.is_file() {
         return Err(Error::io(
             "reading",
@@ -291,15 +291,15 @@ fn check_file_security(path: &Path, meta: &fs::Metadata) -> Result<()> {
             io::Error::other("it is not a regular file; remove it and log in again"),
         ));
     }
-    let own = platform::ownership(meta);
     if !own.owned_by_current_user {
+        let uid = own.owner.map(|u| format!(" (uid {u})")).unwrap_or_default();
         return Err(Error::InsecurePermissions {
             path: path.to_path_buf(),
             mode: own.mode,
-            problem: format!("is owned by another user (uid {})", own.owner.unwrap_or(0)),
+            problem: format!("is owned by another user{uid}"),
             fix: format!(
-                "if you trust it, `chown $(id -u) {p}`; otherwise remove it (`rm {p}`) and log in again",
-                p = path.display()
+                "if you trust it, {}; otherwise remove it and log in again",
+                platform::advice::take_ownership(path)
             ),
         });
     }
@@ -308,7 +308,7 @@ fn check_file_security(path: &Path, meta: &fs::Metadata) -> Result<()> {
             path: path.to_path_buf(),
             mode: own.mode,
             problem: "grants access to group or others".into(),
-            fix: format!("chmod 600 {}", path.display()),
+            fix: platform::advice::make_private(path),
         });
     }
     Ok(())
@@ -333,7 +333,8 @@ impl Store for FileStore {
         let meta = file
             .metadata()
             .map_err(|e| Error::io("inspecting", &path, e))?;
-        check_file_security(&path, &meta)?;
+        let own = platform::file_ownership(&file).map_err(|e| Error::io("inspecting", &path, e))?;
+        check_file_security(&path, &meta, own)?;
         let location = path.display().to_string();
         let bytes = match read_bounded(&mut file) {
             Ok(b) => b,
