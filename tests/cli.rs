@@ -1,6 +1,9 @@
 //! The CLI end to end, as a user runs it: every core command and exit code
 //! (SPEC §6), environment-first resolution (§5), the token-only file (§2,
 //! §4.1), and that no secret reaches any output.
+// Unix only: Unix file modes and signals throughout. The Windows side is checked by
+// scripts/check-cross (build, lint, unit tests and a CLI smoke under Wine).
+#![cfg(unix)]
 
 mod common;
 

@@ -6,6 +6,9 @@
 //! its token's 3), `keychain/`. No error may echo content (inputs carrying
 //! `corpus-canary` check it). Valid tokens carry a private key, so they
 //! are minted here at test time rather than checked in.
+// Unix only: Unix file modes for the checked-in files it writes. The Windows side is checked by
+// scripts/check-cross (build, lint, unit tests and a CLI smoke under Wine).
+#![cfg(unix)]
 
 mod common;
 

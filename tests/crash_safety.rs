@@ -9,6 +9,9 @@
 //!
 //! The delays come from a seeded generator: the seed is printed, and
 //! `CREDSTORE_CRASH_SEED=<seed>` in the test's environment replays a run.
+// Unix only: SIGKILLed writers and Unix file modes. The Windows side is
+// checked by scripts/check-cross (build, lint, unit tests and a CLI smoke under Wine).
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! The file backend's safety rules (SPEC §4.1): modes, symlink refusal,
 //! permission and owner checks, corrupt files left alone, atomic replace
 //! under a killed writer, and serialized concurrent writers.
+// Unix only: the Unix mode, owner and symlink rules of SPEC §4.1. The Windows side is checked by
+// scripts/check-cross (build, lint, unit tests and a CLI smoke under Wine).
+#![cfg(unix)]
 
 mod common;
 

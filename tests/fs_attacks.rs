@@ -7,6 +7,9 @@
 //! through the CLI as a user would, with a deadline (nothing may hang), and
 //! each must be refused with a clear error — or, for the writer, replaced
 //! safely — with nothing outside the store touched.
+// Unix only: Unix modes, owners, FIFOs and symlinks. The Windows side is checked by
+// scripts/check-cross (build, lint, unit tests and a CLI smoke under Wine).
+#![cfg(unix)]
 
 mod common;
 

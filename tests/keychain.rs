@@ -9,6 +9,9 @@
 //! `DBUS_SESSION_BUS_ADDRESS`, and the test process's environment is never
 //! changed. The helper keeps one `KeychainStore` for its whole life, which
 //! is what the daemon-restart test needs.
+// Unix only: a real gnome-keyring Secret Service on a private D-Bus (Linux). The Windows side is checked by
+// scripts/check-cross (build, lint, unit tests and a CLI smoke under Wine).
+#![cfg(unix)]
 
 mod common;
 #[path = "common/secret_service.rs"]

@@ -2,6 +2,9 @@
 //! `auto`, `migrate` and `doctor`, each against a private gnome-keyring
 //! (see `common/secret_service.rs`), or a bus with no Secret Service, or no
 //! bus at all. Fails, never skips, when the daemons are not installed.
+// Unix only: a real gnome-keyring Secret Service on a private D-Bus (Linux). The Windows side is checked by
+// scripts/check-cross (build, lint, unit tests and a CLI smoke under Wine).
+#![cfg(unix)]
 
 mod common;
 #[path = "common/secret_service.rs"]

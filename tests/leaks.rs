@@ -5,6 +5,9 @@
 //! piece of them — may appear on stdout (except `token`'s, which must be
 //! exactly the token) or stderr. Also `Debug` of every public type that
 //! holds a secret, errors, and panic messages.
+// Unix only: Unix file modes and /proc. The Windows side is checked by
+// scripts/check-cross (build, lint, unit tests and a CLI smoke under Wine).
+#![cfg(unix)]
 
 mod common;
 

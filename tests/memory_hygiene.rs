@@ -10,6 +10,9 @@
 //! the process's initial environment block (`env_start..env_end` of
 //! `/proc/self/stat`) are expected for the env path and excluded: that
 //! block belongs to the kernel/exec ABI and cannot be freed.
+// Unix only: /proc/self/mem and Unix process APIs. The Windows side is checked by
+// scripts/check-cross (build, lint, unit tests and a CLI smoke under Wine).
+#![cfg(unix)]
 
 mod common;
 

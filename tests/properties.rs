@@ -531,7 +531,12 @@ fn a_directory_or_an_endless_device_as_env_file() {
     assert_eq!(e.exit_code(), 2, "{e}");
     // A device (an endless one, or a FIFO that would block) is refused at
     // once, before any read.
-    for dev in ["/dev/zero", "/dev/urandom"] {
+    let devices: &[&str] = if cfg!(windows) {
+        &["NUL"]
+    } else {
+        &["/dev/zero", "/dev/urandom"]
+    };
+    for &dev in devices {
         for var in ["CREDSTORE_API_KEY_FILE", "CREDSTORE_AGENT_IDENTITY_FILE"] {
             let env = MapEnv::new().with(var, dev);
             let e = timed(dev, || Resolver::new(&env).from_env()).unwrap_err();

@@ -255,6 +255,7 @@ impl Rng {
 }
 
 /// Mode bits of a path.
+#[cfg(unix)]
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
