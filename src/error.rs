@@ -71,6 +71,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// An agent identity given where an API key was expected: sent as a
+    /// Bearer token it would hand the private key to the server. Exit 3
+    /// (kind [`ErrorKind::InvalidCredential`]).
+    #[error("invalid API key from {origin}: it is an agent identity (a JWT that carries `agent_private_key`), not an API key; sent as a Bearer token it would hand the private key to the server — {instead}")]
+    AgentIdentityAsApiKey {
+        /// Where it came from.
+        origin: String,
+        /// Where it belongs instead.
+        instead: String,
+    },
+
     /// A JWKS is configured (SPEC §1.3) and the agent identity does not pass
     /// it: `alg: none` or an algorithm outside RS256/ES256/EdDSA, no `kid`
     /// or an unknown one, a signature that does not match the key, or an
@@ -204,6 +215,7 @@ impl Error {
             Error::NoCredential(_) => 1,
             Error::Usage(_) | Error::MissingTaskId { .. } => 2,
             Error::InvalidCredential { .. }
+            | Error::AgentIdentityAsApiKey { .. }
             | Error::Verification { .. }
             | Error::Expired { .. } => 3,
             Error::CorruptStore { .. }
@@ -225,7 +237,9 @@ impl Error {
         match self {
             Error::Usage(_) => ErrorKind::Usage,
             Error::NoCredential(_) => ErrorKind::NoCredential,
-            Error::InvalidCredential { .. } => ErrorKind::InvalidCredential,
+            Error::InvalidCredential { .. } | Error::AgentIdentityAsApiKey { .. } => {
+                ErrorKind::InvalidCredential
+            }
             Error::Verification { .. } => ErrorKind::Verification,
             Error::Expired { .. } => ErrorKind::Expired,
             Error::CorruptStore { .. } => ErrorKind::CorruptStore,

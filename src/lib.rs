@@ -11,6 +11,7 @@ pub mod agent;
 pub mod credential;
 pub mod env;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod input;
 pub mod jwks;

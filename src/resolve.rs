@@ -80,6 +80,7 @@ pub struct Shadowed {
 }
 
 /// Resolves the active credential: environment first, then stored.
+#[derive(Clone)]
 pub struct Resolver<'a> {
     env: &'a dyn Environment,
     names: EnvNames,

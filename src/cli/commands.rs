@@ -2,11 +2,12 @@
 
 use super::agent;
 use super::context::Context;
-use super::report::{expiry_warnings, relative, shown, Report, ReportedCredential};
+use super::report::{shown, Report, ReportedCredential};
 use super::{Command, LoginArgs};
 use credstore::credential::{rfc3339, unix_now, AuthMode};
+use credstore::health::{expiry, relative, status_findings, Finding};
 use credstore::resolve::{Resolved, Source};
-use credstore::store::{BackendKind, SourceKind, Store};
+use credstore::store::BackendKind;
 use credstore::stored::StoredCredential;
 use credstore::{Error, Result};
 
@@ -63,12 +64,13 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
         );
     }
     let reported = ReportedCredential::new(&resolved, now);
-    if let Some(w) = reported
+    if let Some(e) = reported
         .identity
         .as_ref()
-        .and_then(|i| expiry_warnings(i, now))
+        .and_then(|i| expiry(&i.claims, now))
     {
-        warnings.push(w);
+        let f = Finding::Expiry(e);
+        warnings.push(format!("{f}{}", super::advice::finding(&f, false)));
     }
     let resolver = ctx.resolver();
     for mode in [AuthMode::ApiKey, AuthMode::AgentIdentity] {
@@ -80,7 +82,22 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
     }
     // Plaintext file and loose directory, as `status` reports them. `auto`
     // already said where the plaintext file goes, before writing it.
-    let place_warnings = source_warnings(ctx, store.as_ref(), &resolved);
+    let place_warnings: Vec<String> = status_findings(
+        &ctx.settings,
+        store.as_ref(),
+        &resolver.clone().without_env(),
+        Some(&resolved),
+        now,
+    )
+    .into_iter()
+    .filter(|f| {
+        matches!(
+            f,
+            Finding::PlaintextActive { .. } | Finding::LooseHome { .. }
+        )
+    })
+    .map(|f| format!("{f}{}", super::advice::finding(&f, false)))
+    .collect();
     let said_before_write = ctx.backend == BackendKind::Auto;
     let report = Report {
         profile: ctx.profile.to_string(),
@@ -176,24 +193,21 @@ fn status(ctx: &Context, json: bool) -> Result<u8> {
     let resolver = ctx.resolver();
     let now = unix_now();
     let resolved = resolver.resolve(store.as_ref(), &ctx.profile)?;
-    let mut warnings = Vec::new();
-    let reported = resolved.as_ref().map(|r| ReportedCredential::new(r, now));
-    if let Some(r) = &resolved {
-        warnings.extend(source_warnings(ctx, store.as_ref(), r));
-    }
-    for s in resolver.shadowed() {
-        warnings.push(format!(
-            "{} is set but {} takes precedence over it",
-            s.variable, s.by
-        ));
-    }
-    if let Some(w) = reported
+    let findings = status_findings(
+        &ctx.settings,
+        store.as_ref(),
+        &resolver,
+        resolved.as_ref(),
+        now,
+    );
+    let from_env = resolved
         .as_ref()
-        .and_then(|r| r.identity.as_ref())
-        .and_then(|i| expiry_warnings(i, now))
-    {
-        warnings.push(w);
-    }
+        .is_some_and(|r| matches!(r.source, Source::Env { .. }));
+    let warnings: Vec<String> = findings
+        .iter()
+        .map(|f| format!("{f}{}", super::advice::finding(f, from_env)))
+        .collect();
+    let reported = resolved.as_ref().map(|r| ReportedCredential::new(r, now));
     let expired = reported
         .as_ref()
         .and_then(|r| r.identity.as_ref())
@@ -213,47 +227,6 @@ fn status(ctx: &Context, json: bool) -> Result<u8> {
         }
     }
     Ok(if logged_in && !expired { 0 } else { 1 })
-}
-
-/// Warnings about where the active credential lives.
-fn source_warnings(ctx: &Context, store: &dyn Store, resolved: &Resolved) -> Vec<String> {
-    let mut warnings = Vec::new();
-    match &resolved.source {
-        Source::Stored(location) if location.kind == SourceKind::File => {
-            warnings.push(format!(
-                "the credential is in a plaintext file ({}); anyone who can read it as you can use it — prefer --backend keychain on a desktop",
-                location.detail
-            ));
-            if let Some(w) = loose_home_warning(ctx) {
-                warnings.push(w);
-            }
-        }
-        Source::Env { variable, .. } => match store.load(&ctx.profile) {
-            Ok(Some(_)) => warnings.push(format!(
-                "{variable} shadows the credential stored in {}",
-                store.describe(&ctx.profile)
-            )),
-            Ok(None) => {}
-            Err(e) => warnings.push(format!("could not check the stored credential: {e}")),
-        },
-        Source::Stored(_) => {}
-    }
-    warnings
-}
-
-/// A credential directory readable by others is worth a warning (one that
-/// is writable by others is refused by the file backend).
-fn loose_home_warning(ctx: &Context) -> Option<String> {
-    let meta = std::fs::metadata(&ctx.home).ok()?;
-    let own = credstore_platform::ownership(&meta);
-    own.grants_group_or_other().then(|| {
-        format!(
-            "{} has mode {:04o}: others can list it; fix: chmod 700 {}",
-            ctx.home.display(),
-            own.mode,
-            ctx.home.display()
-        )
-    })
 }
 
 fn token(ctx: &Context) -> Result<u8> {

@@ -7,7 +7,6 @@ use credstore::profile::Profile;
 use credstore::resolve::Resolver;
 use credstore::store::{BackendKind, ChangeLock, Selection, Settings, Store, VaultConfig};
 use credstore::{Result, Verifier};
-use std::path::PathBuf;
 
 pub struct Context {
     pub env: ProcessEnv,
@@ -15,7 +14,6 @@ pub struct Context {
     pub profile: Profile,
     pub backend: BackendKind,
     pub no_env: bool,
-    pub home: PathBuf,
     /// The JWKS every agent identity is verified against, when configured.
     pub verifier: Option<Verifier>,
 }
@@ -33,7 +31,6 @@ impl Context {
             env,
             profile: settings.profile.clone(),
             backend: settings.backend,
-            home: settings.home.clone(),
             settings,
             no_env: cli.no_env,
             verifier,

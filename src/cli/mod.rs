@@ -18,6 +18,7 @@ macro_rules! eprint {
     };
 }
 
+mod advice;
 mod agent;
 mod backends;
 mod commands;
@@ -153,38 +154,13 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            match advice(&e) {
+            match advice::error(&e) {
                 Some(advice) => eprintln!("error: {e}. {advice}"),
                 None => eprintln!("error: {e}"),
             }
             ExitCode::from(exit_code(&e))
         }
     }
-}
-
-/// The command-line advice the library leaves out of its messages (it
-/// never names a command or flag, so an embedder never shows CLI words):
-/// which `credstore` command or flag fixes the error, by its kind.
-fn advice(e: &Error) -> Option<&'static str> {
-    match e {
-        // An expired identity from a variable is replaced in the variable
-        // (the library's message names it); a stored one by logging in.
-        Error::Expired { origin, .. } if !is_variable_name(origin) => {
-            Some("Store the new one with `credstore login --with-agent-identity` (token on stdin).")
-        }
-        Error::MissingTaskId { .. } => {
-            Some("Pass --task-id ID (get one with `credstore register-task`).")
-        }
-        _ => None,
-    }
-}
-
-/// Whether a credential's origin is an environment variable's name.
-fn is_variable_name(origin: &str) -> bool {
-    !origin.is_empty()
-        && origin
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Writes data to stdout; a closed or failing stdout is an I/O error

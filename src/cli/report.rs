@@ -6,9 +6,6 @@ use credstore::resolve::Resolved;
 use credstore::store::SourceKind;
 use serde_json::{json, Value};
 
-/// Seven days, the "expiring soon" horizon.
-const SOON_SECS: i64 = 7 * 24 * 3600;
-
 pub struct Report {
     pub profile: String,
     pub resolved: Option<ReportedCredential>,
@@ -55,50 +52,7 @@ pub fn shown(text: &str) -> String {
     credstore::text::shown(text).into_owned()
 }
 
-/// Warnings about the expiry of an identity.
-pub fn expiry_warnings(identity: &Identity, now: i64) -> Option<String> {
-    if identity.expired {
-        Some(format!(
-            "the agent identity expired at {}; get a new one and run `credstore login --with-agent-identity`",
-            rfc3339(identity.claims.expires_at)
-        ))
-    } else if identity.claims.expires_at < now {
-        Some(format!(
-            "the agent identity {} (at {}); get a new one now",
-            relative(identity.claims.expires_at - now),
-            rfc3339(identity.claims.expires_at)
-        ))
-    } else if identity.claims.expires_at - now <= SOON_SECS {
-        Some(format!(
-            "the agent identity expires {} (at {}); get a new one soon",
-            relative(identity.claims.expires_at - now),
-            rfc3339(identity.claims.expires_at)
-        ))
-    } else {
-        None
-    }
-}
-
-/// "in 3 days", "in 5 hours", "in 12 minutes"; for the past, "expired 30
-/// seconds ago (within the 60 s leeway)" and the like.
-pub fn relative(secs: i64) -> String {
-    if secs < 0 {
-        let ago = secs.unsigned_abs();
-        let within = if ago <= credstore::credential::EXPIRY_LEEWAY_SECS.unsigned_abs() {
-            " (within the 60 s leeway)"
-        } else {
-            ""
-        };
-        return format!("expired {ago} seconds ago{within}");
-    }
-    if secs >= 2 * 86400 {
-        format!("in {} days", secs / 86400)
-    } else if secs >= 2 * 3600 {
-        format!("in {} hours", secs / 3600)
-    } else {
-        format!("in {} minutes", secs / 60)
-    }
-}
+use credstore::health::relative;
 
 impl Report {
     pub fn to_json(&self) -> Value {

@@ -46,18 +46,17 @@ impl ApiKey {
         }
         if super::agent_identity::carries_private_key(trimmed) {
             // Say where it belongs: the agent identity variable beside the
-            // API key one, or `--with-agent-identity` for stdin.
+            // API key one; elsewhere the front end says how.
             let instead = match origin.split_once("_API_KEY") {
                 Some((prefix, _)) if !prefix.is_empty() => {
                     format!("set {prefix}_AGENT_IDENTITY (or {prefix}_AGENT_IDENTITY_FILE) instead")
                 }
                 _ => "store it as an agent identity instead".to_string(),
             };
-            return Err(invalid(format!(
-                "it is an agent identity (a JWT that carries `agent_private_key`), not an API \
-                 key; sent as a Bearer token it would hand the private key to the server — \
-                 {instead}"
-            )));
+            return Err(Error::AgentIdentityAsApiKey {
+                origin: origin.to_string(),
+                instead,
+            });
         }
         Ok(ApiKey {
             key: secret_string(text),
