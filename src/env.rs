@@ -194,6 +194,10 @@ names! {
     /// `{PREFIX}_VAULT_ALLOW_HTTP`: `1` allows plain http to a Vault that
     /// is not on loopback (the token then crosses the network in clear).
     vault_allow_http => "VAULT_ALLOW_HTTP",
+    /// `{PREFIX}_NO_PLAINTEXT_WARNING`: `1` on a server that chose the file
+    /// backend on purpose: `login` and `status` stop warning about it
+    /// (`doctor` still says it).
+    no_plaintext_warning => "NO_PLAINTEXT_WARNING",
 }
 
 impl EnvNames {

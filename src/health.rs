@@ -150,6 +150,19 @@ pub enum Finding {
         /// Its mode bits.
         mode: u32,
     },
+    /// An environment credential is used while the store holds one of
+    /// another account or kind (the shadow guard of `token`, `headers`,
+    /// `assertion`, `register-task`).
+    EnvShadowsOther {
+        /// The variable in use.
+        variable: String,
+        /// What it holds ("an API key", "the agent identity of account X").
+        used: String,
+        /// What is stored.
+        stored: String,
+        /// Where.
+        location: String,
+    },
     /// An environment credential hides one that is stored.
     EnvShadowsStored {
         /// The variable in use.
@@ -171,6 +184,14 @@ pub enum Finding {
     },
     /// The agent identity has expired or expires soon.
     Expiry(Expiry),
+    /// Another backend also holds a credential for the profile: a copy
+    /// that is not used (and may be another account).
+    ShadowedCopy {
+        /// The backend that holds it.
+        backend: &'static str,
+        /// Where.
+        location: String,
+    },
     /// `auto` found no keychain and uses the plaintext file.
     AutoWithoutKeychain {
         /// The file backend's directory.
@@ -220,6 +241,31 @@ pub enum Finding {
 }
 
 impl Finding {
+    /// A stable name for programs (`status --json` warnings' `code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Finding::PlaintextActive { .. } | Finding::PlaintextFileExists { .. } => {
+                "plaintext_file"
+            }
+            Finding::LooseHome { .. } => "loose_permissions",
+            Finding::EnvShadowsStored { .. } | Finding::EnvShadowsOther { .. } => "env_shadows",
+            Finding::StoredUnchecked { .. } => "stored_unchecked",
+            Finding::VariableShadowed { .. } => "variable_shadowed",
+            Finding::Expiry(Expiry::Expired { .. }) | Finding::ActiveExpired { .. } => "expired",
+            Finding::Expiry(_) => "expiring",
+            Finding::ShadowedCopy { .. } => "shadowed_copy",
+            Finding::AutoWithoutKeychain { .. } => "auto_without_keychain",
+            Finding::MemorySelected => "memory_selected",
+            Finding::VaultFailsUnselected { .. } => "vault_fails",
+            Finding::SelectedFails { .. } => "backend_fails",
+            Finding::AutoFallbackFails { .. } => "auto_fallback_fails",
+            Finding::AutoKeychainFails { .. } => "auto_keychain_fails",
+            Finding::VaultNotConfigured => "vault_not_configured",
+            Finding::EnvCredentialUnusable { .. } => "env_credential_unusable",
+            Finding::StoredCredentialUnusable { .. } => "stored_credential_unusable",
+        }
+    }
+
     /// Whether it needs fixing.
     pub fn severity(&self) -> Severity {
         match self {
@@ -256,6 +302,15 @@ impl fmt::Display for Finding {
                 variable,
                 stored_in,
             } => write!(f, "{variable} shadows the credential stored in {stored_in}"),
+            Finding::EnvShadowsOther {
+                variable,
+                used,
+                stored,
+                location,
+            } => write!(
+                f,
+                "{variable} ({used}) is used, not the {stored} stored in {location}"
+            ),
             Finding::StoredUnchecked { error } => {
                 write!(f, "could not check the stored credential: {error}")
             }
@@ -263,6 +318,11 @@ impl fmt::Display for Finding {
                 write!(f, "{variable} is set but {by} takes precedence over it")
             }
             Finding::Expiry(e) => e.fmt(f),
+            Finding::ShadowedCopy { backend, location } => write!(
+                f,
+                "the {backend} backend also holds a credential for this profile ({location}); it \
+                 is not the one in use"
+            ),
             Finding::AutoWithoutKeychain { home } => write!(
                 f,
                 "auto has no keychain here, so it stores credentials in a plaintext file under {}",
@@ -342,6 +402,85 @@ pub fn status_findings(
     );
     if let Some(id) = resolved.and_then(|r| r.credential.agent_identity()) {
         findings.extend(expiry(id.claims(), now).map(Finding::Expiry));
+    }
+    findings
+}
+
+/// What a credential is, in words that name no secret.
+fn what(c: &crate::Credential) -> String {
+    match c.agent_identity() {
+        Some(id) => format!(
+            "agent identity of account {}",
+            crate::text::shown(&id.claims().account_id)
+        ),
+        None => "API key".to_string(),
+    }
+}
+
+/// The shadow guard: when `resolved` came from a variable and `store`
+/// holds a credential of another kind or account for the profile (or
+/// another API key), the finding that names both (never the secrets).
+/// A store that cannot be read is no finding.
+pub fn env_shadow(
+    store: &dyn Store,
+    profile: &crate::profile::Profile,
+    resolved: &Resolved,
+) -> Option<Finding> {
+    let Source::Env { variable, .. } = &resolved.source else {
+        return None;
+    };
+    let found = store.load(profile).ok()??;
+    let stored = found.to_credential("the stored credential").ok()?;
+    let used = &resolved.credential;
+    let other = match (used.agent_identity(), stored.agent_identity()) {
+        (Some(a), Some(b)) => a.claims().account_id != b.claims().account_id,
+        (None, None) => used.expose_token() != stored.expose_token(),
+        _ => true,
+    };
+    other.then(|| Finding::EnvShadowsOther {
+        variable: variable.clone(),
+        used: format!("an {}", what(used)).replace("an agent", "the agent"),
+        stored: what(&stored),
+        location: found.location.detail.clone(),
+    })
+}
+
+/// The other places that hold a credential for the profile than the one
+/// `resolved` came from (file and keychain; Vault when it is configured).
+/// Places that cannot be read are left out: this is a warning, not a
+/// check of each backend (that is [`checkup`]).
+pub fn shadowed_copies(
+    settings: &Settings,
+    env: &dyn Environment,
+    resolved: &Resolved,
+) -> Vec<Finding> {
+    let Source::Stored(active) = &resolved.source else {
+        return Vec::new(); // env credentials: EnvShadowsStored says it
+    };
+    let mut places = vec![BackendKind::File, BackendKind::Keychain];
+    if env.is_set("VAULT_ADDR") || env.is_set("BAO_ADDR") {
+        places.push(BackendKind::Vault);
+    }
+    let mut findings = Vec::new();
+    for kind in places {
+        let same = matches!(
+            (kind, active.kind),
+            (BackendKind::File, SourceKind::File)
+                | (BackendKind::Keychain, SourceKind::Keychain)
+                | (BackendKind::Vault, SourceKind::Vault)
+        );
+        if same {
+            continue;
+        }
+        let Ok(store) = settings.open_plain(kind, env) else {
+            continue;
+        };
+        if let Ok(Some(found)) = store.load(&settings.profile) {
+            findings.push(Finding::ShadowedCopy {
+                backend: kind.as_str(),
+                location: found.location.detail,
+            });
+        }
     }
     findings
 }

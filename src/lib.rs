@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod config;
 pub mod credential;
 pub mod env;
 pub mod error;

@@ -223,14 +223,20 @@ fn status_json_has_the_documented_schema() {
     assert_eq!(
         keys,
         [
+            "schema",
             "logged_in",
             "profile",
             "source",
             "auth_mode",
             "identity",
+            "backend",
+            "backend_chosen_by",
             "warnings"
         ]
     );
+    assert_eq!(v["schema"], 2);
+    assert_eq!(v["backend"], "auto");
+    assert_eq!(v["backend_chosen_by"], "default");
     assert_eq!(v["logged_in"], true);
     assert_eq!(
         v["source"],
@@ -243,14 +249,18 @@ fn status_json_has_the_documented_schema() {
             "chatgpt_user_id": "user-test-1", "email": "agent@example.com",
             "plan_type": "pro", "fedramp": true,
             "issued_at": "2023-11-14T22:13:20Z", "expires_at": "2096-10-02T07:06:40Z",
+            "expires_in_seconds": v["identity"]["expires_in_seconds"],
             "expired": false
         })
     );
+    let left = v["identity"]["expires_in_seconds"].as_i64().unwrap();
+    let wanted = 4_000_000_000i64 - common::tokens::real_now();
+    assert!((wanted - left).abs() <= 5, "{left} vs {wanted}");
+    // Warnings are {code, message} objects (schema 2).
     let warnings = v["warnings"].as_array().unwrap();
     assert!(
-        warnings
-            .iter()
-            .any(|w| w.as_str().unwrap().contains("plaintext")),
+        warnings.iter().any(|w| w["code"] == "plaintext_file"
+            && w["message"].as_str().unwrap().contains("plaintext")),
         "{warnings:?}"
     );
 }

@@ -836,12 +836,23 @@ fn cli_end_to_end() {
         ],
     );
     // No local copy of anything: at most the (empty) change lock that
-    // serializes this machine's changes.
+    // serializes this machine's changes, and config.toml remembering the
+    // backend, which holds no secret (checked by assert_clean's list below).
     let local = home.snapshot();
+    for (path, bytes) in &local {
+        if path.ends_with("config.toml") {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(text.contains("backend = \"vault\""), "{text}");
+            for secret in [env_key, stdin_key, jwt.as_str(), root.as_str()] {
+                assert!(!text.contains(secret), "a secret in config.toml");
+            }
+        }
+    }
     assert!(
-        local
-            .iter()
-            .all(|(path, bytes)| path.ends_with(".lock") && bytes.is_empty()),
+        local.iter().all(
+            |(path, bytes)| (path.ends_with(".lock") && bytes.is_empty())
+                || path.ends_with("config.toml")
+        ),
         "the vault backend writes no local file but the lock: {:?}",
         local.keys()
     );
@@ -1010,7 +1021,8 @@ fn migrate_between_file_and_vault() {
         .expect(0);
 
     // file → vault, with `auto` in effect: `auto` never reads Vault, so
-    // the user is told how to use the moved credential.
+    // the profile's backend is remembered as vault (config.toml) and plain
+    // commands find the moved credential.
     let out = home
         .run()
         .args(["migrate", "--to", "vault", "--from", "file"])
@@ -1019,13 +1031,22 @@ fn migrate_between_file_and_vault() {
         .expect(0);
     assert!(out.stderr.contains("Moved"), "{}", out.stderr);
     assert!(
-        out.stderr.contains("--backend vault"),
-        "says how to use it: {}",
+        out.stderr
+            .contains("now uses the vault backend when none is chosen"),
+        "says where plain commands read now: {}",
         out.stderr
     );
+    assert!(!out.stderr.contains("--backend vault"), "{}", out.stderr);
     assert!(!home.auth_json().exists(), "removed from the file");
     let out = bao.cli(&home, &root).args(["token"]).expect(0);
     assert_eq!(out.stdout, format!("{jwt}\n"));
+    let out = home
+        .run()
+        .args(["token"])
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", &root)
+        .expect(0);
+    assert_eq!(out.stdout, format!("{jwt}\n"), "plain token reads Vault");
 
     // vault → file (from the --backend in effect); Vault is emptied.
     let out = bao
@@ -1329,4 +1350,38 @@ fn the_embedding_example_reads_vault_by_its_own_names() {
         "{doc}"
     );
     assert!(!stdout.contains("sk-fleet-key") && !stdout.contains(&bao.root));
+}
+
+#[test]
+fn a_login_to_vault_is_remembered_for_plain_commands() {
+    // Before config.toml, a plain `token` after `login --backend vault`
+    // said "nothing is stored": auto never reads Vault.
+    let bao = Bao::start();
+    let home = Home::new();
+    let root = bao.root.clone();
+    let key = format!("sk-remembered-{}", random_hex());
+    let out = bao
+        .cli(&home, &root)
+        .args(["login", "--with-api-key"])
+        .stdin(format!("{key}\n"))
+        .expect(0);
+    assert!(out.stderr.contains("remembered in"), "{}", out.stderr);
+    let plain = || {
+        home.run()
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_TOKEN", &root)
+    };
+    let out = plain().args(["token"]).expect(0);
+    assert_eq!(out.stdout, format!("{key}\n"));
+    let out = plain().args(["status", "--json"]).expect(0);
+    let v = out.json();
+    assert_eq!(v["backend"], "vault");
+    assert_eq!(v["backend_chosen_by"], "config");
+    assert_eq!(v["source"]["kind"], "vault");
+    assert!(!out.stdout.contains(&key) && !out.stderr.contains(&root));
+    // logout through the remembered backend removes it from Vault.
+    let out = plain().args(["logout"]).expect(0);
+    assert!(out.stderr.contains("vault"), "{}", out.stderr);
+    plain().args(["token"]).expect(1);
+    plain().args(["--backend", "vault", "token"]).expect(1);
 }

@@ -2,11 +2,9 @@
 //! `register-task`; and the JWKS options (SPEC §1.3) that apply to every
 //! agent identity a command uses.
 
-use super::commands::not_logged_in;
 use super::context::Context;
 use clap::Args;
 use credstore::agent::{register_task, RegistrationConfig};
-use credstore::credential::unix_now;
 use credstore::env::{EnvNames, Environment};
 use credstore::jwks::Verifier;
 use credstore::resolve::Resolved;
@@ -93,18 +91,7 @@ pub struct RegisterTaskArgs {
     pub base_url: Option<String>,
 }
 
-/// The active credential, refusing an expired one.
-fn active(ctx: &Context) -> Result<Resolved> {
-    let store = ctx.store()?;
-    let resolved = ctx
-        .resolver()
-        .resolve(store.as_ref(), &ctx.profile)?
-        .ok_or_else(|| not_logged_in(ctx))?;
-    resolved
-        .credential
-        .ensure_not_expired(unix_now(), &resolved.source.describe())?;
-    Ok(resolved)
-}
+use super::commands::active;
 
 /// The active credential's agent identity; an API key is "no credential"
 /// for these commands (exit 1, SPEC §6.1).

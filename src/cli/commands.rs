@@ -2,12 +2,14 @@
 
 use super::agent;
 use super::context::Context;
-use super::report::{shown, Report, ReportedCredential};
-use super::{Command, LoginArgs};
+use super::report::{shown, Report, ReportedCredential, Warning};
+use super::{Command, ConfigCommand, ConfigKey, LoginArgs};
+use credstore::config::EnvPolicy;
 use credstore::credential::{rfc3339, unix_now, AuthMode};
+use credstore::env::Environment;
 use credstore::health::{expiry, relative, status_findings, Finding};
 use credstore::resolve::{Resolved, Source};
-use credstore::store::BackendKind;
+use credstore::store::{BackendKind, ChosenBy};
 use credstore::stored::StoredCredential;
 use credstore::{Error, Result};
 
@@ -22,6 +24,8 @@ pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
         Command::RegisterTask(args) => agent::register(ctx, args),
         Command::Migrate(args) => super::migrate::migrate(ctx, args),
         Command::Doctor => super::doctor::doctor(ctx),
+        Command::Config(action) => config(ctx, action),
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = super::Cli::command();
@@ -48,10 +52,27 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
 
     let store = ctx.store()?;
     let stored = StoredCredential::from_credential(&credential);
-    let location = {
+    let (location, remembered) = {
         let _lock = ctx.lock_changes()?;
-        store.save(&ctx.profile, &stored)?
+        // What this login replaces, said when it is another account or
+        // kind (a failed read is not a reason to refuse the login).
+        let before = store.load(&ctx.profile).ok().flatten();
+        let location = store.save(&ctx.profile, &stored)?;
+        if let Some(note) = before.and_then(|b| replaced(&b, &credential)) {
+            eprintln!("note: {note}");
+        }
+        (location, remember_backend(ctx, &stored)?)
     };
+    if let Some(path) = remembered {
+        eprintln!(
+            "note: profile {} now uses the {} backend when none is chosen (remembered in {}; \
+             --backend or {} override it)",
+            ctx.profile,
+            ctx.backend.as_str(),
+            path.display(),
+            ctx.names().backend()
+        );
+    }
 
     let resolved = Resolved {
         credential,
@@ -59,9 +80,10 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
     };
     let mut warnings = Vec::new();
     if ctx.backend == BackendKind::Memory {
-        warnings.push(
-            "the memory backend keeps nothing after this process exits: the credential was validated but not kept".to_string(),
-        );
+        warnings.push(Warning::new(
+            "memory_selected",
+            "the memory backend keeps nothing after this process exits: the credential was validated but not kept",
+        ));
     }
     let reported = ReportedCredential::new(&resolved, now);
     if let Some(e) = reported
@@ -69,20 +91,22 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
         .as_ref()
         .and_then(|i| expiry(&i.claims, now))
     {
-        let f = Finding::Expiry(e);
-        warnings.push(format!("{f}{}", super::advice::finding(&f, false)));
+        warnings.push(Warning::from_finding(&Finding::Expiry(e), false));
     }
     let resolver = ctx.resolver();
     for mode in [AuthMode::ApiKey, AuthMode::AgentIdentity] {
         if let Some(var) = resolver.set_variable(mode) {
-            warnings.push(format!(
-                "{var} is set: it will keep shadowing the stored credential until you unset it"
+            warnings.push(Warning::new(
+                "env_shadows",
+                format!(
+                    "{var} is set: it will keep shadowing the stored credential until you unset it"
+                ),
             ));
         }
     }
     // Plaintext file and loose directory, as `status` reports them. `auto`
     // already said where the plaintext file goes, before writing it.
-    let place_warnings: Vec<String> = status_findings(
+    let place_warnings: Vec<Warning> = status_findings(
         &ctx.settings,
         store.as_ref(),
         &resolver.clone().without_env(),
@@ -90,17 +114,19 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
         now,
     )
     .into_iter()
-    .filter(|f| {
-        matches!(
-            f,
-            Finding::PlaintextActive { .. } | Finding::LooseHome { .. }
-        )
+    .filter(|f| match f {
+        Finding::PlaintextActive { .. } => !quiet_plaintext(ctx),
+        Finding::LooseHome { .. } => true,
+        _ => false,
     })
-    .map(|f| format!("{f}{}", super::advice::finding(&f, false)))
+    .map(|f| Warning::from_finding(&f, false))
     .collect();
     let said_before_write = ctx.backend == BackendKind::Auto;
     let report = Report {
         profile: ctx.profile.to_string(),
+        profile_rule: ctx.settings.profile_rule.clone(),
+        backend: ctx.backend.as_str(),
+        backend_chosen_by: ctx.settings.backend_chosen_by.as_str(),
         resolved: Some(reported),
         warnings: place_warnings.iter().cloned().chain(warnings).collect(),
     };
@@ -111,10 +137,213 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
     }
     for w in &report.warnings {
         if !(said_before_write && place_warnings.first() == Some(w)) {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", w.message);
         }
     }
     Ok(0)
+}
+
+/// `{PREFIX}_NO_PLAINTEXT_WARNING=1`: the file backend was chosen on
+/// purpose (a server); `login` and `status` do not warn about it.
+fn quiet_plaintext(ctx: &Context) -> bool {
+    matches!(
+        ctx.env.text(&ctx.names().no_plaintext_warning()),
+        Ok(Some(v)) if v.trim() == "1"
+    )
+}
+
+fn env_policy_name(p: EnvPolicy) -> &'static str {
+    match p {
+        EnvPolicy::Allow => "allow",
+        EnvPolicy::Warn => "warn",
+        EnvPolicy::Deny => "deny",
+    }
+}
+
+/// The manual pages, rendered from the clap definition (so they never
+/// drift from `--help`).
+fn man(dir: Option<&std::path::Path>) -> Result<u8> {
+    use clap::CommandFactory;
+    let cmd = super::Cli::command();
+    let render = |cmd: clap::Command| -> Result<Vec<u8>> {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut page)
+            .map_err(|e| Error::io("rendering", "the manual page", e))?;
+        Ok(page)
+    };
+    let Some(dir) = dir else {
+        super::write_stdout_bytes(&render(cmd)?)?;
+        return Ok(0);
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    let mut written = Vec::new();
+    let main = dir.join("credstore.1");
+    std::fs::write(&main, render(cmd.clone())?).map_err(|e| Error::io("writing", &main, e))?;
+    written.push(main);
+    for sub in cmd.get_subcommands() {
+        if sub.get_name() == "help" {
+            continue;
+        }
+        let name = format!("credstore-{}", sub.get_name());
+        let path = dir.join(format!("{name}.1"));
+        let page = render(sub.clone().name(name))?;
+        std::fs::write(&path, page).map_err(|e| Error::io("writing", &path, e))?;
+        written.push(path);
+    }
+    eprintln!(
+        "Wrote {} manual pages into {} (read one with `man -l {}`).",
+        written.len(),
+        dir.display(),
+        written[0].display()
+    );
+    Ok(0)
+}
+
+fn config(ctx: &Context, action: &ConfigCommand) -> Result<u8> {
+    let file = ctx.settings.config_file();
+    match action {
+        ConfigCommand::Path => super::write_stdout(&format!("{}\n", file.path().display()))?,
+        ConfigCommand::Get {
+            key: ConfigKey::Backend,
+        } => {
+            if let Some(b) = file.backend(&ctx.profile)? {
+                super::write_stdout(&format!("{}\n", b.as_str()))?;
+            }
+        }
+        ConfigCommand::Set {
+            key: ConfigKey::Backend,
+            value,
+        } => {
+            let kind = BackendKind::parse(value)?;
+            if kind == BackendKind::Memory {
+                return Err(Error::Usage(
+                    "the memory backend keeps nothing between runs, so it is not remembered; \
+                     use --backend memory for one command"
+                        .into(),
+                ));
+            }
+            let path =
+                file.set_backend(&ctx.profile, (kind != BackendKind::Auto).then_some(kind))?;
+            eprintln!(
+                "Profile {} now uses the {} backend when none is chosen ({}).",
+                ctx.profile,
+                kind.as_str(),
+                path.display()
+            );
+        }
+        ConfigCommand::Get {
+            key: ConfigKey::Env,
+        } => {
+            let config = file.load()?;
+            if let Some(p) = config
+                .profiles
+                .get(ctx.profile.as_str())
+                .and_then(|p| p.env)
+            {
+                super::write_stdout(&format!("{}\n", env_policy_name(p)))?;
+            }
+        }
+        ConfigCommand::Set {
+            key: ConfigKey::Env,
+            value,
+        } => {
+            let policy = match value.trim() {
+                "allow" => EnvPolicy::Allow,
+                "warn" => EnvPolicy::Warn,
+                "deny" => EnvPolicy::Deny,
+                _ => return Err(Error::Usage("env takes allow, warn or deny".into())),
+            };
+            let path = file.set_env_policy(&ctx.profile, Some(policy))?;
+            eprintln!(
+                "Profile {}: env = {} ({}).",
+                ctx.profile,
+                env_policy_name(policy),
+                path.display()
+            );
+        }
+        ConfigCommand::Unset {
+            key: ConfigKey::Env,
+        } => {
+            let path = file.set_env_policy(&ctx.profile, None)?;
+            eprintln!(
+                "Profile {}: env = warn, the default ({}).",
+                ctx.profile,
+                path.display()
+            );
+        }
+        ConfigCommand::Unset {
+            key: ConfigKey::Backend,
+        } => {
+            let path = file.set_backend(&ctx.profile, None)?;
+            eprintln!(
+                "Profile {} uses the default backend (auto) again ({}).",
+                ctx.profile,
+                path.display()
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// "replaced account X by Y" when a login overwrites a credential of
+/// another account or kind (claims only, never the secrets).
+fn replaced(before: &StoredCredential, now: &credstore::Credential) -> Option<String> {
+    let old = before.to_credential("the stored credential").ok()?;
+    if old.expose_token() == now.expose_token() {
+        return None;
+    }
+    let describe = |c: &credstore::Credential| match c.agent_identity() {
+        Some(id) => format!(
+            "the agent identity of account {}",
+            shown(&id.claims().account_id)
+        ),
+        None => "an API key".to_string(),
+    };
+    let same_account = match (old.agent_identity(), now.agent_identity()) {
+        (Some(a), Some(b)) => a.claims().account_id == b.claims().account_id,
+        _ => false,
+    };
+    if same_account {
+        return None; // a renewed identity of the same account: nothing to say
+    }
+    Some(format!(
+        "this login replaced {} by {}",
+        describe(&old),
+        describe(now)
+    ))
+}
+
+/// After a login with an explicit `--backend`, makes sure later plain
+/// commands of the profile (no flag, no variable) read the credential just
+/// stored: when the backend they would use (the remembered one, else auto)
+/// does not give it back — another backend holds a different one, or it
+/// went to Vault, which auto never reads — the choice is recorded in
+/// `config.toml` (`auto` as "nothing recorded"). `memory` keeps nothing,
+/// so there is nothing to remember. The path when the file changed.
+fn remember_backend(
+    ctx: &Context,
+    stored: &StoredCredential,
+) -> Result<Option<std::path::PathBuf>> {
+    if ctx.settings.backend_chosen_by != ChosenBy::Flag || ctx.backend == BackendKind::Memory {
+        return Ok(None);
+    }
+    let config = ctx.settings.config_file();
+    let remembered = config.backend(&ctx.profile)?;
+    let plain = remembered.unwrap_or(BackendKind::Auto);
+    if plain == ctx.backend {
+        return Ok(None);
+    }
+    let reads_it_back = ctx
+        .settings
+        .open_kind(plain, &ctx.env, Box::new(|_| {}))
+        .and_then(|store| store.load(&ctx.profile))
+        .is_ok_and(|found| found.is_some_and(|f| f.expose_token() == stored.expose_token()));
+    if reads_it_back {
+        return Ok(None);
+    }
+    let wanted = (ctx.backend != BackendKind::Auto).then_some(ctx.backend);
+    config.set_backend(&ctx.profile, wanted).map(Some)
 }
 
 fn login_summary(report: &Report, ctx: &Context) -> String {
@@ -203,10 +432,18 @@ fn status(ctx: &Context, json: bool) -> Result<u8> {
     let from_env = resolved
         .as_ref()
         .is_some_and(|r| matches!(r.source, Source::Env { .. }));
-    let warnings: Vec<String> = findings
+    let mut warnings: Vec<Warning> = findings
         .iter()
-        .map(|f| format!("{f}{}", super::advice::finding(f, from_env)))
+        .filter(|f| !(quiet_plaintext(ctx) && matches!(f, Finding::PlaintextActive { .. })))
+        .map(|f| Warning::from_finding(f, from_env))
         .collect();
+    if let Some(r) = &resolved {
+        warnings.extend(
+            credstore::health::shadowed_copies(&ctx.settings, &ctx.env, r)
+                .iter()
+                .map(|f| Warning::from_finding(f, from_env)),
+        );
+    }
     let reported = resolved.as_ref().map(|r| ReportedCredential::new(r, now));
     let expired = reported
         .as_ref()
@@ -215,6 +452,9 @@ fn status(ctx: &Context, json: bool) -> Result<u8> {
     let logged_in = reported.is_some();
     let report = Report {
         profile: ctx.profile.to_string(),
+        profile_rule: ctx.settings.profile_rule.clone(),
+        backend: ctx.backend.as_str(),
+        backend_chosen_by: ctx.settings.backend_chosen_by.as_str(),
         resolved: reported,
         warnings,
     };
@@ -223,26 +463,54 @@ fn status(ctx: &Context, json: bool) -> Result<u8> {
     } else {
         super::write_stdout(&report.to_human())?;
         for w in &report.warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", w.message);
         }
     }
     Ok(if logged_in && !expired { 0 } else { 1 })
 }
 
 fn token(ctx: &Context) -> Result<u8> {
-    let store = ctx.store()?;
-    let Some(resolved) = ctx.resolver().resolve(store.as_ref(), &ctx.profile)? else {
-        return Err(not_logged_in(ctx));
-    };
-    resolved
-        .credential
-        .ensure_not_expired(unix_now(), &resolved.source.describe())?;
+    let resolved = active(ctx)?;
     let token = resolved.credential.expose_token().as_bytes();
     let mut line = zeroize::Zeroizing::new(Vec::with_capacity(token.len() + 1));
     line.extend_from_slice(token);
     line.push(b'\n');
     super::write_stdout_bytes(&line)?;
     Ok(0)
+}
+
+/// The active credential for the commands that hand it out (`token`,
+/// `headers`, `assertion`, `register-task`): an expired one is refused,
+/// and the shadow guard runs — a variable used while the profile's stored
+/// credential is of another account or kind gets one stderr line naming
+/// both, or a refusal with `env = "deny"` in config.toml.
+pub(super) fn active(ctx: &Context) -> Result<Resolved> {
+    let store = ctx.store()?;
+    let resolved = ctx
+        .resolver()
+        .resolve(store.as_ref(), &ctx.profile)?
+        .ok_or_else(|| not_logged_in(ctx))?;
+    resolved
+        .credential
+        .ensure_not_expired(unix_now(), &resolved.source.describe())?;
+    if matches!(resolved.source, Source::Env { .. }) {
+        let policy = ctx.settings.config_file().env_policy(&ctx.profile)?;
+        if policy != EnvPolicy::Allow {
+            if let Some(f) = credstore::health::env_shadow(store.as_ref(), &ctx.profile, &resolved)
+            {
+                if policy == EnvPolicy::Deny {
+                    return Err(Error::Usage(format!(
+                        "{f}, and profile {} has env = \"deny\" in {}: unset the variable, or \
+                         set env = \"allow\" (or \"warn\") there",
+                        ctx.profile,
+                        ctx.settings.config_file().path().display()
+                    )));
+                }
+                eprintln!("note: {f}");
+            }
+        }
+    }
+    Ok(resolved)
 }
 
 pub fn not_logged_in(ctx: &Context) -> Error {

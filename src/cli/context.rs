@@ -24,6 +24,7 @@ impl Context {
         let selection = Selection {
             backend: cli.backend.clone(),
             profile: cli.profile.clone(),
+            cwd: std::env::current_dir().ok(),
         };
         let settings = Settings::resolve(&env, &EnvNames::default(), &selection)?;
         let verifier = cli.jwks.verifier(&env, &settings.names)?;

@@ -65,6 +65,20 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
             );
         }
     })?;
+    // The remembered backend follows the credential, in the same change:
+    // when the profile has one, or when plain commands (auto) would not
+    // find it where it went (Vault).
+    let config = ctx.settings.config_file();
+    let remembered = config.backend(profile)?;
+    let followed = if remembered.is_some() || to_kind == BackendKind::Vault {
+        if remembered != Some(to_kind) {
+            Some(config.set_backend(profile, Some(to_kind))?)
+        } else {
+            None
+        }
+    } else {
+        None
+    };
     drop(lock);
     if moved.replaced {
         eprintln!(
@@ -77,15 +91,27 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
          back); removed it from {}.",
         moved.source, moved.target, moved.source
     );
+    if let Some(path) = &followed {
+        eprintln!(
+            "note: profile {profile} now uses the {} backend when none is chosen (remembered in \
+             {}).",
+            to_kind.as_str(),
+            path.display()
+        );
+    }
     // `auto` reads the keychain and the file; anything else must be named.
-    let still_found = ctx.backend == to_kind
-        || (ctx.backend == BackendKind::Auto
+    let plain_backend = match ctx.settings.backend_chosen_by {
+        store::ChosenBy::Config | store::ChosenBy::Default if followed.is_some() => to_kind,
+        _ => ctx.backend,
+    };
+    let still_found = plain_backend == to_kind
+        || (plain_backend == BackendKind::Auto
             && matches!(to_kind, BackendKind::File | BackendKind::Keychain));
     if !still_found {
         eprintln!(
             "note: your selected backend is still {}; pass --backend {} (or set \
              {}) to use the moved credential.",
-            ctx.backend.as_str(),
+            plain_backend.as_str(),
             to_kind.as_str(),
             ctx.names().backend()
         );

@@ -39,7 +39,8 @@ use std::process::ExitCode;
 #[command(name = "credstore", version, about, long_about = None)]
 pub struct Cli {
     /// Where credentials are stored: auto, file, keychain, memory, vault
-    /// [env: CREDSTORE_BACKEND] [default: auto]
+    /// [env: CREDSTORE_BACKEND] [default: the profile's in config.toml, else
+    /// auto]
     #[arg(long, global = true, value_name = "NAME")]
     pub backend: Option<String>,
 
@@ -86,11 +87,56 @@ pub enum Command {
     /// Check every backend, the file permissions and the environment, and
     /// say what to fix (exit 0 healthy, 1 otherwise)
     Doctor,
+    /// Show or change the settings remembered for the profile (config.toml
+    /// in the credential directory; no secret is kept there)
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the manual page on stdout (`credstore man | man -l -`), or
+    /// write one page per command into a directory
+    Man {
+        /// Write credstore.1 and credstore-COMMAND.1 into DIR instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Print a shell completion script on stdout
     Completions {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
     },
+}
+
+/// `config` actions. The only key today is `backend`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the profile's remembered value of KEY (nothing when unset)
+    Get {
+        /// backend
+        key: ConfigKey,
+    },
+    /// Remember VALUE for KEY for the profile
+    Set {
+        /// backend
+        key: ConfigKey,
+        /// backend: auto, file, keychain or vault; env: allow, warn or deny
+        value: String,
+    },
+    /// Forget the profile's KEY
+    Unset {
+        /// backend
+        key: ConfigKey,
+    },
+    /// Print the config file's path
+    Path,
+}
+
+/// The keys `config` knows.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ConfigKey {
+    /// The backend the profile's credential is read from and stored in
+    Backend,
+    /// When a variable's credential hides a stored one of another account
+    /// or kind: allow, warn (default) or deny
+    Env,
 }
 
 /// `login` options. The secret itself is read from stdin only, never argv.

@@ -8,11 +8,47 @@ use serde_json::{json, Value};
 
 pub struct Report {
     pub profile: String,
+    /// The config.toml rule (`dir`) that chose the profile, if one did.
+    pub profile_rule: Option<String>,
+    /// The selected backend and what chose it (SPEC §6.2).
+    pub backend: &'static str,
+    pub backend_chosen_by: &'static str,
     pub resolved: Option<ReportedCredential>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
+/// A warning as `status --json` carries it: a stable code and the message
+/// (the library's words plus the CLI's advice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Warning {
+        Warning {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A library finding with the CLI's advice appended.
+    pub fn from_finding(f: &credstore::health::Finding, from_env: bool) -> Warning {
+        Warning::new(
+            f.code(),
+            format!("{f}{}", super::advice::finding(f, from_env)),
+        )
+    }
+}
+
+/// The `status --json` schema number (SPEC §6.2): a change to the
+/// document is a new number.
+pub const STATUS_SCHEMA: u32 = 2;
+
 pub struct ReportedCredential {
+    /// `sk-…wxyz` for an API key long enough to hide the rest.
+    pub key_hint: Option<String>,
     pub source_kind: SourceKind,
     pub source_detail: String,
     pub auth_mode: &'static str,
@@ -28,12 +64,30 @@ impl ReportedCredential {
     pub fn new(resolved: &Resolved, now: i64) -> ReportedCredential {
         let location = resolved.source.location();
         ReportedCredential {
+            key_hint: key_hint(&resolved.credential),
             source_kind: location.kind,
             source_detail: location.detail,
             auth_mode: resolved.credential.auth_mode().as_str(),
             identity: identity(&resolved.credential, now),
         }
     }
+}
+
+/// The first 3 and last 4 characters of an API key of 20 characters or
+/// more (`sk-…wxyz`): enough to tell two keys apart, never more than 7
+/// characters of it. Shorter keys get no hint.
+fn key_hint(credential: &Credential) -> Option<String> {
+    if credential.agent_identity().is_some() {
+        return None;
+    }
+    let key = credential.expose_token();
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 20 {
+        return None;
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    Some(shown(&format!("{head}…{tail}")))
 }
 
 fn identity(credential: &Credential, now: i64) -> Option<Identity> {
@@ -56,16 +110,26 @@ use credstore::health::relative;
 
 impl Report {
     pub fn to_json(&self) -> Value {
+        let warnings: Vec<Value> = self
+            .warnings
+            .iter()
+            .map(|w| json!({"code": w.code, "message": w.message}))
+            .collect();
+        let now = credstore::credential::unix_now();
         match &self.resolved {
             None => json!({
+                "schema": STATUS_SCHEMA,
                 "logged_in": false,
                 "profile": self.profile,
                 "source": null,
                 "auth_mode": null,
                 "identity": null,
-                "warnings": self.warnings,
+                "backend": self.backend,
+                "backend_chosen_by": self.backend_chosen_by,
+                "warnings": warnings,
             }),
             Some(r) => json!({
+                "schema": STATUS_SCHEMA,
                 "logged_in": true,
                 "profile": self.profile,
                 "source": {"kind": r.source_kind.as_str(), "detail": r.source_detail},
@@ -79,9 +143,12 @@ impl Report {
                     "fedramp": i.claims.fedramp,
                     "issued_at": rfc3339(i.claims.issued_at),
                     "expires_at": rfc3339(i.claims.expires_at),
+                    "expires_in_seconds": i.claims.expires_at - now,
                     "expired": i.expired,
                 })),
-                "warnings": self.warnings,
+                "backend": self.backend,
+                "backend_chosen_by": self.backend_chosen_by,
+                "warnings": warnings,
             }),
         }
     }
@@ -97,13 +164,31 @@ impl Report {
         };
         let mut out = String::new();
         let mut line = |k: &str, v: &str| out.push_str(&format!("  {k:<10}{v}\n"));
-        line("profile", &self.profile);
+        match &self.profile_rule {
+            Some(dir) => line(
+                "profile",
+                &format!("{} (config.toml rule dir = {})", self.profile, shown(dir)),
+            ),
+            None => line("profile", &self.profile),
+        }
         line(
             "source",
             &format!("{} {}", r.source_kind.as_str(), shown(&r.source_detail)),
         );
+        let why = match self.backend_chosen_by {
+            "flag" => "chosen by --backend",
+            "env" => "chosen by the environment",
+            "config" => "remembered in config.toml",
+            _ => "the default",
+        };
+        line("backend", &format!("{} ({why})", self.backend));
         match &r.identity {
-            None => line("kind", "API key"),
+            None => {
+                line("kind", "API key");
+                if let Some(hint) = &r.key_hint {
+                    line("key", hint);
+                }
+            }
             Some(i) => {
                 line("kind", "agent identity");
                 line("agent", &shown(&i.claims.agent_runtime_id));

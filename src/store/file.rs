@@ -13,6 +13,7 @@ use credstore_platform as platform;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 const LOCK_FILE: &str = ".lock";
 const TMP_SUFFIX: &str = ".tmp";
@@ -167,6 +168,49 @@ impl FileStore {
         }
     }
 
+    /// Reads a file of this directory with every rule of a credential
+    /// file: home and file checked (owner, modes or ACL, no symlink, a
+    /// regular file), at most 64 KiB. `Ok(None)` when it is not there.
+    pub(crate) fn read_private(
+        &self,
+        path: &Path,
+        secrecy: Secrecy,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        if !self.check_home()? || !self.check_target(path)? {
+            return Ok(None);
+        }
+        let mut file = match platform::open_read_no_follow(path) {
+            Ok(f) => f,
+            // Removed between the check and the open: nothing there.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("opening", path, e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("inspecting", path, e))?;
+        let own = platform::file_ownership(&file).map_err(|e| Error::io("inspecting", path, e))?;
+        check_file_security_as(path, &meta, own, secrecy)?;
+        match read_bounded(&mut file) {
+            Ok(b) => Ok(Some(b)),
+            Err(ReadError::TooLarge) => Err(Error::CorruptStore {
+                location: path.display().to_string(),
+                reason: "it is larger than 64 KiB".into(),
+            }),
+            Err(ReadError::Io(e)) => Err(Error::io("reading", path, e)),
+        }
+    }
+
+    /// Replaces the file `name` of this directory atomically (0600, the
+    /// home created 0700), under the change lock.
+    pub(crate) fn write_private(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let _lock = self.lock_changes()?;
+        let target = self.home.join(name);
+        self.check_target(&target)?;
+        self.remove_stale_temps(name);
+        self.write_atomically(&target, name, bytes)?;
+        Ok(target)
+    }
+
     fn write_atomically(&self, target: &Path, name: &str, bytes: &[u8]) -> Result<()> {
         let tmp = self.home.join(format!(
             ".{name}.{}.{}{TMP_SUFFIX}",
@@ -284,6 +328,25 @@ fn unique_suffix() -> u128 {
 /// A credential file must be a regular file owned by this user with no
 /// group or other permission bits.
 fn check_file_security(path: &Path, meta: &fs::Metadata, own: platform::Ownership) -> Result<()> {
+    check_file_security_as(path, meta, own, Secrecy::Secret)
+}
+
+/// What a file of the credential directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Secrecy {
+    /// A credential: nobody else may read or change it.
+    Secret,
+    /// Settings (config.toml): others may read it, nobody else may
+    /// change it (it decides where credentials are read from).
+    Public,
+}
+
+fn check_file_security_as(
+    path: &Path,
+    meta: &fs::Metadata,
+    own: platform::Ownership,
+    secrecy: Secrecy,
+) -> Result<()> {
     if !meta.is_file() {
         return Err(Error::io(
             "reading",
@@ -303,7 +366,15 @@ fn check_file_security(path: &Path, meta: &fs::Metadata, own: platform::Ownershi
             ),
         });
     }
-    if own.grants_group_or_other() {
+    if secrecy == Secrecy::Public && own.writable_by_group_or_other() {
+        return Err(Error::InsecurePermissions {
+            path: path.to_path_buf(),
+            mode: own.mode,
+            problem: "is writable by group or others".into(),
+            fix: platform::advice::make_private(path),
+        });
+    }
+    if secrecy == Secrecy::Secret && own.grants_group_or_other() {
         return Err(Error::InsecurePermissions {
             path: path.to_path_buf(),
             mode: own.mode,
@@ -321,31 +392,10 @@ impl Store for FileStore {
 
     fn load(&self, profile: &Profile) -> Result<Option<Found>> {
         let path = self.path(profile);
-        if !self.check_home()? || !self.check_target(&path)? {
+        let Some(bytes) = self.read_private(&path, Secrecy::Secret)? else {
             return Ok(None);
-        }
-        let mut file = match platform::open_read_no_follow(&path) {
-            Ok(f) => f,
-            // Removed between the check and the open: nothing stored.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("opening", &path, e)),
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io("inspecting", &path, e))?;
-        let own = platform::file_ownership(&file).map_err(|e| Error::io("inspecting", &path, e))?;
-        check_file_security(&path, &meta, own)?;
         let location = path.display().to_string();
-        let bytes = match read_bounded(&mut file) {
-            Ok(b) => b,
-            Err(ReadError::TooLarge) => {
-                return Err(Error::CorruptStore {
-                    location,
-                    reason: "it is larger than 64 KiB".into(),
-                })
-            }
-            Err(ReadError::Io(e)) => return Err(Error::io("reading", &path, e)),
-        };
         let credential = StoredCredential::from_document(&bytes, &location)?;
         Ok(Some(Found {
             credential,
@@ -354,13 +404,8 @@ impl Store for FileStore {
     }
 
     fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<Location> {
-        let _lock = self.lock_changes()?;
-        let name = file_name(profile);
-        let target = self.home.join(&name);
-        self.check_target(&target)?;
-        self.remove_stale_temps(&name);
         let doc = credential.to_document();
-        self.write_atomically(&target, &name, &doc)?;
+        self.write_private(&file_name(profile), &doc)?;
         Ok(self.describe(profile))
     }
 

@@ -2,7 +2,7 @@
 //! checked by the same conformance suite (`tests/store_conformance.rs`).
 
 mod auto;
-mod file;
+pub(crate) mod file;
 pub mod keychain;
 mod lock;
 mod memory;
@@ -152,17 +152,28 @@ pub enum BackendKind {
 impl BackendKind {
     /// Parses a backend name; anything else is a usage error.
     pub fn parse(name: &str) -> Result<BackendKind> {
+        const ALL_BACKENDS: [&str; 5] = ["auto", "file", "keychain", "memory", "vault"];
         Ok(match name.trim() {
             "auto" => BackendKind::Auto,
             "file" => BackendKind::File,
             "keychain" => BackendKind::Keychain,
             "memory" => BackendKind::Memory,
             "vault" => BackendKind::Vault,
-            _ => {
-                // The value is not repeated, in case a secret landed here.
-                return Err(Error::Usage(
-                    "unknown backend: use one of auto, file, keychain, memory, vault".into(),
-                ));
+            other => {
+                // The value is not repeated, in case a secret landed here;
+                // a known name close to it is (it is ours, not theirs).
+                let near = ALL_BACKENDS
+                    .iter()
+                    .map(|b| (strsim::damerau_levenshtein(other, b), *b))
+                    .filter(|(d, b)| *d <= 2 && *d < b.len() / 2 + 1)
+                    .min();
+                let hint = match near {
+                    Some((_, b)) => format!("did you mean {b}? "),
+                    None => String::new(),
+                };
+                return Err(Error::Usage(format!(
+                    "unknown backend: {hint}use one of auto, file, keychain, memory, vault"
+                )));
             }
         })
     }

@@ -20,6 +20,7 @@ use super::{
     AutoStore, BackendKind, ChangeLock, FileStore, Found, KeychainFirst, KeychainOptions,
     KeychainStore, Location, MemoryStore, Notify, Revision, Store, VaultStore,
 };
+use crate::config::ConfigFile;
 use crate::env::{EnvNames, Environment};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
@@ -59,6 +60,9 @@ pub struct Selection {
     pub backend: Option<String>,
     /// `--profile`.
     pub profile: Option<String>,
+    /// The directory the caller works in, for config.toml's `[[match]]`
+    /// rules (`None`: no rule applies).
+    pub cwd: Option<PathBuf>,
 }
 
 /// Everything that decides which store is opened and where.
@@ -70,6 +74,8 @@ pub struct Settings {
     pub profile: Profile,
     /// What chose the profile.
     pub profile_chosen_by: ChosenBy,
+    /// The config rule that chose it (its `dir`), when one did.
+    pub profile_rule: Option<String>,
     /// The selected backend.
     pub backend: BackendKind,
     /// What chose the backend.
@@ -110,6 +116,11 @@ impl Settings {
         names: &EnvNames,
         selection: &Selection,
     ) -> Result<Settings> {
+        let home = match env.path(&names.home()) {
+            Some(h) => h,
+            None => default_home("credstore")?,
+        };
+        let mut profile_rule = None;
         let (profile, profile_chosen_by) = match &selection.profile {
             Some(p) => (Profile::new(p)?, ChosenBy::Flag),
             None => match env.text(&names.profile())? {
@@ -117,7 +128,21 @@ impl Settings {
                     Profile::new(p.trim()).map_err(|e| from_variable(&names.profile(), e))?,
                     ChosenBy::Env,
                 ),
-                None => (Profile::default_profile(), ChosenBy::Default),
+                // A `[[match]]` rule of config.toml for the directory the
+                // caller works in (read only when nothing above chose).
+                None => match selection
+                    .cwd
+                    .as_deref()
+                    .map(|cwd| ConfigFile::new(&home).profile_for_dir(cwd))
+                    .transpose()?
+                    .flatten()
+                {
+                    Some((p, rule)) => {
+                        profile_rule = Some(rule);
+                        (p, ChosenBy::Config)
+                    }
+                    None => (Profile::default_profile(), ChosenBy::Default),
+                },
             },
         };
         let (backend, backend_chosen_by) = match &selection.backend {
@@ -127,23 +152,30 @@ impl Settings {
                     BackendKind::parse(&b).map_err(|e| from_variable(&names.backend(), e))?,
                     ChosenBy::Env,
                 ),
-                None => (BackendKind::Auto, ChosenBy::Default),
+                // Read only when nothing above chose: a flag or variable
+                // works even beside a broken config file.
+                None => match ConfigFile::new(&home).backend(&profile)? {
+                    Some(b) => (b, ChosenBy::Config),
+                    None => (BackendKind::Auto, ChosenBy::Default),
+                },
             },
-        };
-        let home = match env.path(&names.home()) {
-            Some(h) => h,
-            None => default_home("credstore")?,
         };
         let keychain = KeychainOptions::from_env(env, names)?;
         Ok(Settings {
             names: names.clone(),
             profile,
             profile_chosen_by,
+            profile_rule,
             backend,
             backend_chosen_by,
             home,
             keychain,
         })
+    }
+
+    /// The config file of this home (`config.toml`).
+    pub fn config_file(&self) -> ConfigFile {
+        ConfigFile::new(&self.home)
     }
 
     /// The file backend in this home.
@@ -295,6 +327,7 @@ mod tests {
         let flags = Selection {
             backend: Some("vault".into()),
             profile: Some("ci".into()),
+            cwd: None,
         };
         let s = Settings::resolve(&env, &EnvNames::default(), &flags).unwrap();
         assert_eq!(

@@ -137,6 +137,13 @@ impl Run {
         self
     }
 
+    /// Runs in `dir` (the working directory config rules look at).
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Run {
+        self.cmd.current_dir(dir);
+        self
+    }
+
     pub fn env_remove(mut self, k: &str) -> Run {
         self.cmd.env_remove(k);
         self
