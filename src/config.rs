@@ -220,6 +220,43 @@ impl ConfigFile {
     }
 }
 
+/// The words config.toml and its parser use, which may be shown quoted.
+const KNOWN_WORDS: [&str; 13] = [
+    "profiles", "match", "backend", "env", "dir", "profile", "allow", "warn", "deny", "auto",
+    "file", "keychain", "vault",
+];
+
+/// `message` with every quoted part (`"…"`, `` `…` ``, `'…'`) that is not
+/// one of config.toml's own words replaced by `(a value from the file)`.
+fn unquoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`', '\'']) {
+        let quote = rest[start..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..start]);
+        let after = &rest[start + quote.len_utf8()..];
+        match after.find(quote) {
+            Some(end) => {
+                let inner = &after[..end];
+                if KNOWN_WORDS.contains(&inner) {
+                    out.push(quote);
+                    out.push_str(inner);
+                    out.push(quote);
+                } else {
+                    out.push_str("(a value from the file)");
+                }
+                rest = &after[end + quote.len_utf8()..];
+            }
+            None => {
+                out.push_str("(a value from the file)");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Parses the file's bytes; errors give the line and column, not the text.
 fn parse(bytes: &[u8], path: &Path) -> Result<Config> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -239,14 +276,25 @@ fn parse(bytes: &[u8], path: &Path) -> Result<Config> {
                 format!(" at line {line}, column {column}")
             })
             .unwrap_or_default();
-        // The message of a toml error names keys and types, not values; the
-        // source snippet (which could hold a pasted secret) is left out.
+        // The source snippet is left out, and so is anything the parser
+        // quotes from the file (serde says `invalid type: string "…"`,
+        // `unknown field `…``): a pasted secret must not be echoed.
         Error::Usage(format!(
             "{}{at}: {}; fix or remove the file",
             path.display(),
-            e.message().trim()
+            unquoted(e.message().trim())
         ))
     })?;
+    let names: Vec<&String> = config.profiles.keys().collect();
+    for (i, name) in names.iter().enumerate() {
+        Profile::new(name).map_err(|e| {
+            Error::Usage(format!(
+                "{}: profile table {} of [profiles]: {e}",
+                path.display(),
+                i + 1
+            ))
+        })?;
+    }
     for (i, rule) in config.rules.iter().enumerate() {
         Profile::new(&rule.profile)
             .map_err(|e| Error::Usage(format!("{}: match rule {}: {e}", path.display(), i + 1)))?;
@@ -312,6 +360,23 @@ mod tests {
             assert!(e.to_string().contains(wanted), "{wanted}: {e}");
             assert!(!e.to_string().contains("SECRET"), "{e}");
         }
+        for text in [
+            "profiles = \"sk-live-SECRET\"\n",
+            "[profiles.default]\nenv = \"sk-live-SECRET\"\n",
+            "sk-live-SECRET = 1\n",
+            "[profiles.default]\nsk-live-SECRET = 1\n",
+            "[profiles.\"sk-live-SECRET/x\"]\nbackend = \"file\"\n",
+            "[[match]]\ndir = \"sk-live-SECRET\"\nprofile = \"w\"\n",
+            "[[match]]\ndir = \"/x\"\nprofile = \"sk-live-SECRET/\"\n",
+            "[profiles.default]\nbackend = 'sk-live-SECRET'\n",
+        ] {
+            let e = parse(text.as_bytes(), p).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{e}");
+            assert!(!e.to_string().contains("SECRET"), "{text}: {e}");
+        }
+        // Its own words are still named.
+        let e = parse(b"[profiles.default]\nenv = \"x\"\n", p).unwrap_err();
+        assert!(e.to_string().contains("`allow`"), "{e}");
         let e = parse(b"\xff", p).unwrap_err();
         assert_eq!(e.exit_code(), 2);
     }

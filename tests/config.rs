@@ -197,6 +197,14 @@ fn a_broken_or_foreign_writable_config_is_refused_and_never_quoted() {
             2,
             "line 2",
         ),
+        // serde quotes what it does not expect; none of it may be shown.
+        (format!("profiles = \"{secret_looking}\"\n"), 2, "line 1"),
+        (format!("{secret_looking} = 1\n"), 2, "line 1"),
+        (
+            format!("[profiles.default]\nenv = \"{secret_looking}\"\n"),
+            2,
+            "line 2",
+        ),
     ] {
         std::fs::write(&path, &text).unwrap();
         let out = home.run().args(["token"]).expect(code);
