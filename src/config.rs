@@ -220,41 +220,27 @@ impl ConfigFile {
     }
 }
 
-/// The words config.toml and its parser use, which may be shown quoted.
-const KNOWN_WORDS: [&str; 13] = [
-    "profiles", "match", "backend", "env", "dir", "profile", "allow", "warn", "deny", "auto",
-    "file", "keychain", "vault",
-];
-
-/// `message` with every quoted part (`"…"`, `` `…` ``, `'…'`) that is not
-/// one of config.toml's own words replaced by `(a value from the file)`.
-fn unquoted(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(start) = rest.find(['"', '`', '\'']) {
-        let quote = rest[start..].chars().next().unwrap_or('"');
-        out.push_str(&rest[..start]);
-        let after = &rest[start + quote.len_utf8()..];
-        match after.find(quote) {
-            Some(end) => {
-                let inner = &after[..end];
-                if KNOWN_WORDS.contains(&inner) {
-                    out.push(quote);
-                    out.push_str(inner);
-                    out.push(quote);
-                } else {
-                    out.push_str("(a value from the file)");
-                }
-                rest = &after[end + quote.len_utf8()..];
-            }
-            None => {
-                out.push_str("(a value from the file)");
-                rest = "";
-            }
-        }
+/// What is wrong, in fixed words: the parser's own message quotes what
+/// it did not expect (`invalid type: string "…"`, ``unknown field `…` ``),
+/// with quotes inside quotes no filter can pair reliably, so none of it is
+/// shown — only its kind, and the format.
+fn kind_of(message: &str) -> &'static str {
+    let m = message.trim_start();
+    if m.starts_with("unknown field") {
+        "an unknown key (a profile takes backend and env; a [[match]] rule takes dir and profile; \
+         the top level takes [profiles.NAME] and [[match]])"
+    } else if m.starts_with("unknown variant") {
+        "a value that is not one of the allowed ones (backend: auto, file, keychain, vault; env: \
+         allow, warn, deny)"
+    } else if m.starts_with("invalid type") {
+        "a value of the wrong type (settings are quoted strings; profiles are tables)"
+    } else if m.starts_with("missing field") {
+        "a [[match]] rule without dir or profile"
+    } else if m.starts_with("duplicate key") || m.contains("duplicate") {
+        "a key given twice"
+    } else {
+        "a syntax error (strings need quotes, tables [brackets])"
     }
-    out.push_str(rest);
-    out
 }
 
 /// Parses the file's bytes; errors give the line and column, not the text.
@@ -276,13 +262,12 @@ fn parse(bytes: &[u8], path: &Path) -> Result<Config> {
                 format!(" at line {line}, column {column}")
             })
             .unwrap_or_default();
-        // The source snippet is left out, and so is anything the parser
-        // quotes from the file (serde says `invalid type: string "…"`,
-        // `unknown field `…``): a pasted secret must not be echoed.
+        // Nothing of the file is repeated (no snippet, no quoted value):
+        // a pasted secret must not be echoed.
         Error::Usage(format!(
             "{}{at}: {}; fix or remove the file",
             path.display(),
-            unquoted(e.message().trim())
+            kind_of(e.message())
         ))
     })?;
     let names: Vec<&String> = config.profiles.keys().collect();
@@ -374,9 +359,21 @@ mod tests {
             assert_eq!(e.exit_code(), 2, "{e}");
             assert!(!e.to_string().contains("SECRET"), "{text}: {e}");
         }
-        // Its own words are still named.
+        // Quotes inside quotes, duplicate keys: still nothing of the file.
+        for text in [
+            "[profiles.default]\nenv = \"x`sk-live-SECRET-ABCDEFGH\"\n",
+            "profiles = 'a\"sk-live-SECRET-ABCDEFGH'\n",
+            "[profiles.default]\nbackend = \"file\"\nbackend = \"sk-live-SECRET-ABCDEFGH\"\n",
+            "[profiles.default]\n\"a`sk-live-SECRET-ABCDEFGH\" = 1\n",
+            "[profiles.default]\n'a\"sk-live-SECRET-ABCDEFGH' = 1\n",
+        ] {
+            let e = parse(text.as_bytes(), p).unwrap_err();
+            assert!(!e.to_string().contains("SECRET"), "{text}: {e}");
+            assert!(!e.to_string().contains("ABCD"), "{text}: {e}");
+        }
+        // The allowed values are named.
         let e = parse(b"[profiles.default]\nenv = \"x\"\n", p).unwrap_err();
-        assert!(e.to_string().contains("`allow`"), "{e}");
+        assert!(e.to_string().contains("allow, warn, deny"), "{e}");
         let e = parse(b"\xff", p).unwrap_err();
         assert_eq!(e.exit_code(), 2);
     }

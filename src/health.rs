@@ -420,29 +420,41 @@ fn what(c: &crate::Credential) -> String {
 /// The shadow guard: when `resolved` came from a variable and `store`
 /// holds a credential of another kind or account for the profile (or
 /// another API key), the finding that names both (never the secrets).
-/// A store that cannot be read is no finding.
+/// `Err` (with the reason) when the stored credential cannot be read or
+/// parsed: the guard could not check, which a caller that denies must not
+/// take for "nothing hidden".
 pub fn env_shadow(
     store: &dyn Store,
     profile: &crate::profile::Profile,
     resolved: &Resolved,
-) -> Option<Finding> {
+) -> std::result::Result<Option<Finding>, String> {
     let Source::Env { variable, .. } = &resolved.source else {
-        return None;
+        return Ok(None);
     };
-    let found = store.load(profile).ok()??;
-    let stored = found.to_credential("the stored credential").ok()?;
+    let found = match store.load(profile) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok(None),
+        Err(e) if is_not_there(&e) => return Ok(None), // no such backend here: nothing hidden
+        Err(e) => return Err(e.to_string()),
+    };
+    let stored = found
+        .to_credential("the stored credential")
+        .map_err(|e| e.to_string())?;
     let used = &resolved.credential;
     let other = match (used.agent_identity(), stored.agent_identity()) {
         (Some(a), Some(b)) => a.claims().account_id != b.claims().account_id,
         (None, None) => used.expose_token() != stored.expose_token(),
         _ => true,
     };
-    other.then(|| Finding::EnvShadowsOther {
+    Ok(other.then(|| Finding::EnvShadowsOther {
         variable: variable.clone(),
-        used: format!("an {}", what(used)).replace("an agent", "the agent"),
+        used: match used.agent_identity() {
+            Some(_) => format!("the {}", what(used)),
+            None => format!("an {}", what(used)),
+        },
         stored: what(&stored),
         location: found.location.detail.clone(),
-    })
+    }))
 }
 
 /// The other places that hold a credential for the profile than the one
@@ -634,6 +646,26 @@ impl Checkup {
     }
 }
 
+/// A URL as it may be shown: a password or user in it (`https://u:p@h`)
+/// and its query and fragment (`?token=…`) replaced by `…`. Other text
+/// is returned as it is.
+fn without_url_secrets(value: &str) -> String {
+    let Some(scheme_end) = value.find("://") else {
+        return value.to_string();
+    };
+    let (scheme, rest) = value.split_at(scheme_end + 3);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = match authority.rfind('@') {
+        Some(at) => format!("…@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    let path_end = tail.find(['?', '#']).unwrap_or(tail.len());
+    let (path, after) = tail.split_at(path_end);
+    let after = if after.is_empty() { "" } else { "?…" };
+    format!("{scheme}{host}{path}{after}")
+}
+
 /// Standard variables whose values are not secret and are shown.
 const SHOWN_STANDARD: [&str; 3] = ["VAULT_ADDR", "BAO_ADDR", "DBUS_SESSION_BUS_ADDRESS"];
 
@@ -801,7 +833,7 @@ pub fn checkup(settings: &Settings, env: &dyn Environment, resolver: &Resolver<'
     for name in shown {
         if let Some(v) = env.var_os(&name) {
             let value = match v.to_str() {
-                Some(s) => crate::text::shown(s.trim()).into_owned(),
+                Some(s) => crate::text::shown(&without_url_secrets(s.trim())).into_owned(),
                 None => format!("{} (not Unicode)", crate::text::shown(&v.to_string_lossy())),
             };
             variables.push(Variable::Setting { name, value });
@@ -965,6 +997,26 @@ mod tests {
         let e = Finding::Expiry(Expiry::Expired { at: now - 61 });
         assert_eq!(e.severity(), Severity::Problem);
         assert!(!e.to_string().contains("--"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_secrets() {
+        for (url, shown) in [
+            ("https://vault:8200", "https://vault:8200"),
+            (
+                "https://u:hunter2secret@vault:8200/x",
+                "https://…@vault:8200/x",
+            ),
+            (
+                "http://127.0.0.1:8200?token=s.abcdef",
+                "http://127.0.0.1:8200?…",
+            ),
+            ("https://h/p#frag", "https://h/p?…"),
+            ("unix:path=/run/user/0/bus", "unix:path=/run/user/0/bus"),
+            ("secret", "secret"),
+        ] {
+            assert_eq!(without_url_secrets(url), shown);
+        }
     }
 
     #[test]

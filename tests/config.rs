@@ -222,6 +222,31 @@ fn a_broken_or_foreign_writable_config_is_refused_and_never_quoted() {
         // Nothing was rewritten.
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
     }
+    // A login that would have to update a broken config fails before it
+    // stores anything (both flags given, so the config is not read first).
+    std::fs::write(&path, "[profiles.default]\nbakend = \"file\"\n").unwrap();
+    let out = home
+        .run()
+        .args([
+            "--profile",
+            "default",
+            "login",
+            "--with-api-key",
+            "--backend",
+            "file",
+        ])
+        .stdin(api_key("other"))
+        .expect(2);
+    assert!(out.stderr.contains("config.toml"), "{}", out.stderr);
+    let out = home
+        .run()
+        .args(["--profile", "default", "--backend", "file", "token"])
+        .expect(0);
+    assert_eq!(
+        out.stdout.trim_end(),
+        key,
+        "the stored credential is unchanged"
+    );
     // Readable by others is fine (no secret in it); writable by others is
     // refused with the fix, and left as it is.
     std::fs::write(&path, "[profiles.default]\nbackend = \"file\"\n").unwrap();

@@ -181,3 +181,34 @@ fn the_shadow_guard_names_both_credentials_and_can_deny() {
     let out = home.run().args(["config", "get", "env"]).expect(0);
     assert_eq!(out.stdout, "allow\n");
 }
+
+#[test]
+fn deny_refuses_when_the_stored_credential_cannot_be_checked() {
+    let home = Home::new();
+    home.run()
+        .args(["login", "--with-api-key", "--backend", "file"])
+        .stdin("sk-test-ux-stored-000111222333")
+        .expect(0);
+    home.run().args(["config", "set", "env", "deny"]).expect(0);
+    // The stored file turns unreadable (corrupt): deny must not take
+    // "could not check" for "nothing hidden".
+    std::fs::write(home.auth_json(), b"{ not json").unwrap();
+    let ambient = "sk-test-ambient-key-44556677";
+    let out = home
+        .run()
+        .env("CREDSTORE_API_KEY", ambient)
+        .args(["--backend", "file", "token"])
+        .expect(2);
+    assert!(out.stdout.is_empty());
+    assert!(out.stderr.contains("cannot be checked"), "{}", out.stderr);
+    assert!(!out.stderr.contains(ambient));
+    // warn: used, with a warning that it could not check.
+    home.run().args(["config", "set", "env", "warn"]).expect(0);
+    let out = home
+        .run()
+        .env("CREDSTORE_API_KEY", ambient)
+        .args(["--backend", "file", "token"])
+        .expect(0);
+    assert_eq!(out.stdout.trim_end(), ambient);
+    assert!(out.stderr.contains("could not check"), "{}", out.stderr);
+}

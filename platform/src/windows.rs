@@ -199,6 +199,13 @@ pub fn create_new_private(path: &Path) -> io::Result<File> {
     Ok(unsafe { File::from_raw_handle(handle) })
 }
 
+/// ACE types that grant no access: access-denied (1, 6, 10, 12), audit
+/// and alarm (2, 3, 7, 8, 13, 14, 15, 16), mandatory label (17), resource
+/// attribute (18), scoped policy (19), process trust label (20), access
+/// filter (21). Any other type that is not the plain or callback allow
+/// entry counts as granting everyone everything.
+const GRANTS_NOTHING: [u32; 17] = [1, 2, 3, 6, 7, 8, 10, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21];
+
 /// Rights that let someone read a file's contents.
 const READ_RIGHTS: u32 = FILE_READ_DATA | GENERIC_READ | GENERIC_ALL;
 /// Rights that let someone change a file or its protection.
@@ -278,7 +285,13 @@ pub fn file_ownership(file: &File) -> io::Result<Ownership> {
             }
             let kind = u32::from(header.AceType);
             if kind != ACCESS_ALLOWED_ACE_TYPE && kind != ACCESS_ALLOWED_CALLBACK_ACE_TYPE {
-                continue; // deny and audit entries grant nothing
+                if GRANTS_NOTHING.contains(&kind) {
+                    continue; // deny, audit, alarm, label and policy entries
+                }
+                // An allow entry of another layout (object, compound, …),
+                // whose trustee is not read here: fail closed.
+                mode |= 0o066;
+                continue;
             }
             // SAFETY: an (callback) access-allowed ACE is an
             // ACCESS_ALLOWED_ACE with the SID starting at SidStart.

@@ -52,6 +52,11 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
 
     let store = ctx.store()?;
     let stored = StoredCredential::from_credential(&credential);
+    // A config.toml that login would have to update must be usable before
+    // anything is stored: a login that fails changes nothing.
+    if ctx.settings.backend_chosen_by == ChosenBy::Flag && ctx.backend != BackendKind::Memory {
+        ctx.settings.config_file().load()?;
+    }
     let (location, remembered) = {
         let _lock = ctx.lock_changes()?;
         // What this login replaces, said when it is another account or
@@ -61,7 +66,12 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
         if let Some(note) = before.and_then(|b| replaced(&b, &credential)) {
             eprintln!("note: {note}");
         }
-        (location, remember_backend(ctx, &stored)?)
+        // Stored: from here on a problem is a warning, not a failure.
+        let remembered = remember_backend(ctx, &stored).unwrap_or_else(|e| {
+            eprintln!("warning: the credential is stored, but the backend was not remembered: {e}");
+            None
+        });
+        (location, remembered)
     };
     if let Some(path) = remembered {
         eprintln!(
@@ -496,9 +506,9 @@ pub(super) fn active(ctx: &Context) -> Result<Resolved> {
     if matches!(resolved.source, Source::Env { .. }) {
         let policy = ctx.settings.config_file().env_policy(&ctx.profile)?;
         if policy != EnvPolicy::Allow {
-            if let Some(f) = credstore::health::env_shadow(store.as_ref(), &ctx.profile, &resolved)
-            {
-                if policy == EnvPolicy::Deny {
+            match credstore::health::env_shadow(store.as_ref(), &ctx.profile, &resolved) {
+                Ok(None) => {}
+                Ok(Some(f)) if policy == EnvPolicy::Deny => {
                     return Err(Error::Usage(format!(
                         "{f}, and profile {} has env = \"deny\" in {}: unset the variable, or \
                          set env = \"allow\" (or \"warn\") there",
@@ -506,7 +516,19 @@ pub(super) fn active(ctx: &Context) -> Result<Resolved> {
                         ctx.settings.config_file().path().display()
                     )));
                 }
-                eprintln!("note: {f}");
+                Ok(Some(f)) => eprintln!("note: {f}"),
+                // Could not check: deny must not take that for "nothing hidden".
+                Err(why) if policy == EnvPolicy::Deny => {
+                    return Err(Error::Usage(format!(
+                        "profile {} has env = \"deny\" in {}, and whether the variable hides \
+                         its stored credential cannot be checked: {why}",
+                        ctx.profile,
+                        ctx.settings.config_file().path().display()
+                    )));
+                }
+                Err(why) => eprintln!(
+                    "warning: could not check whether the variable hides the stored credential: {why}"
+                ),
             }
         }
     }

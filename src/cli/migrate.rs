@@ -37,14 +37,22 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
         ctx.warn_if_insecure_vault();
     }
     let to = ctx.settings.open_plain(to_kind, &ctx.env)?;
+    // The remembered backend may have to follow the credential: the config
+    // must be usable before anything moves.
+    let config = ctx.settings.config_file();
+    let remembered = config.backend(profile)?;
     // One change from here to the end: no login, logout or other migrate
     // of this home runs between the copy and the delete.
     let lock = ctx.settings.lock_changes()?;
 
     // The source: a named backend, or wherever `auto` reads it from now.
+    let mut source_kind = from_kind;
     let from: Box<dyn Store> = if from_kind == BackendKind::Auto {
         match ctx.settings.locate_auto()? {
-            Some((kind, _)) => ctx.settings.open_plain(kind, &ctx.env)?,
+            Some((kind, _)) => {
+                source_kind = kind;
+                ctx.settings.open_plain(kind, &ctx.env)?
+            }
             None => {
                 return Err(Error::NoCredential(format!(
                     "nothing to migrate: no credential is stored for profile {profile} in the \
@@ -65,17 +73,28 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
             );
         }
     })?;
-    // The remembered backend follows the credential, in the same change:
-    // when the profile has one, or when plain commands (auto) would not
-    // find it where it went (Vault).
-    let config = ctx.settings.config_file();
-    let remembered = config.backend(profile)?;
-    let followed = if remembered.is_some() || to_kind == BackendKind::Vault {
-        if remembered != Some(to_kind) {
-            Some(config.set_backend(profile, Some(to_kind))?)
-        } else {
-            None
-        }
+    // The remembered backend follows the credential, in the same change,
+    // when plain commands read it where it was: the profile remembered the
+    // source, or nothing was remembered (auto: keychain or file) and it
+    // went to Vault, which auto never reads. A copy moved out of another
+    // place leaves the remembered one alone. Moved: a failure here is a
+    // warning.
+    let plain_read_the_source = match remembered {
+        Some(kind) => kind == source_kind,
+        None => matches!(source_kind, BackendKind::File | BackendKind::Keychain),
+    };
+    let wanted = match remembered {
+        Some(_) => Some(to_kind),
+        None if to_kind == BackendKind::Vault => Some(to_kind),
+        None => None,
+    };
+    let followed = if plain_read_the_source && wanted.is_some() && wanted != remembered {
+        config
+            .set_backend(profile, wanted)
+            .map_err(|e| {
+                eprintln!("warning: the credential moved, but the remembered backend was not updated: {e}");
+            })
+            .ok()
     } else {
         None
     };

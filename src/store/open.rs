@@ -152,8 +152,10 @@ impl Settings {
                     BackendKind::parse(&b).map_err(|e| from_variable(&names.backend(), e))?,
                     ChosenBy::Env,
                 ),
-                // Read only when nothing above chose: a flag or variable
-                // works even beside a broken config file.
+                // Read only when nothing above chose. (Its [[match]] rules
+                // are read for the profile too, unless --profile or the
+                // variable chose it: a broken file stops a command unless
+                // both are chosen.)
                 None => match ConfigFile::new(&home).backend(&profile)? {
                     Some(b) => (b, ChosenBy::Config),
                     None => (BackendKind::Auto, ChosenBy::Default),
