@@ -44,9 +44,25 @@ use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken}
 
 pub use super::other::{
     create_private_dir_all, disable_core_dumps, file_id, open_lock_file, open_read_no_follow,
-    open_regular_file, ownership, read_stdin, sanitize_std_fds, stdin_has_input, sync_dir,
-    trim_os_str, write_stdout, FileId,
+    open_regular_file, ownership, sanitize_std_fds, stdin_has_input, sync_dir, trim_os_str,
+    write_stdout, FileId,
 };
+
+/// Reads standard input straight from its handle (`ReadFile`), not
+/// through `std::io::Stdin`, whose process-wide buffer would keep a copy
+/// of a pasted secret that is never wiped.
+pub fn read_stdin(buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    // SAFETY: no arguments beyond a constant; the handle is not owned.
+    let handle = unsafe { GetStdHandle(STD_INPUT_HANDLE) };
+    if handle.is_null() || handle == INVALID_HANDLE_VALUE {
+        return Ok(0); // no standard input: end of input
+    }
+    // SAFETY: the handle is this process's standard input, open for its
+    // lifetime; ManuallyDrop keeps the File from closing it.
+    let file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_handle(handle) });
+    (&*file).read(buf)
+}
 
 /// A buffer with the alignment a `SID` (or `TOKEN_USER`) needs.
 struct Aligned(Vec<u64>);
