@@ -391,15 +391,7 @@ pub fn status_findings(
             Source::Stored(_) => {}
         }
     }
-    findings.extend(
-        resolver
-            .shadowed()
-            .into_iter()
-            .map(|s| Finding::VariableShadowed {
-                variable: s.variable,
-                by: s.by,
-            }),
-    );
+    findings.extend(shadowed_variables(resolver));
     if let Some(id) = resolved.and_then(|r| r.credential.agent_identity()) {
         findings.extend(expiry(id.claims(), now).map(Finding::Expiry));
     }
@@ -495,6 +487,17 @@ pub fn shadowed_copies(
         }
     }
     findings
+}
+
+/// Credential variables that are set but lose to another one.
+fn shadowed_variables(resolver: &Resolver<'_>) -> impl Iterator<Item = Finding> {
+    resolver
+        .shadowed()
+        .into_iter()
+        .map(|s| Finding::VariableShadowed {
+            variable: s.variable,
+            by: s.by,
+        })
 }
 
 /// A credential directory others can list (one others can write is
@@ -879,15 +882,7 @@ pub fn checkup(settings: &Settings, env: &dyn Environment, resolver: &Resolver<'
             }
         },
     };
-    findings.extend(
-        resolver
-            .shadowed()
-            .into_iter()
-            .map(|s| Finding::VariableShadowed {
-                variable: s.variable,
-                by: s.by,
-            }),
-    );
+    findings.extend(shadowed_variables(resolver));
 
     Checkup {
         profile: profile.to_string(),
