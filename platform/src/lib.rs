@@ -46,6 +46,12 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
     imp::open_lock_file(path)
 }
 
+/// Opens `path` for appending, creating it with mode 0600 when missing,
+/// refusing a symlink at the last component (an audit log).
+pub fn open_append_private(path: &Path) -> io::Result<File> {
+    imp::open_append_private(path)
+}
+
 /// Flushes a directory's entries to disk so that a rename in it survives a
 /// crash. A no-op where directories cannot be opened (Windows).
 pub fn sync_dir(path: &Path) -> io::Result<()> {
@@ -216,6 +222,73 @@ pub fn file_identity(file: &File, path: &Path) -> io::Result<FileIdentity> {
 /// `s` without surrounding ASCII whitespace, whatever its encoding.
 pub fn trim_os_str(s: &std::ffi::OsStr) -> &std::ffi::OsStr {
     imp::trim_os_str(s)
+}
+
+/// Locks the pages that hold `value` in memory (`mlock`), so a secret in
+/// them is never written to swap. Best effort: the lock may be refused
+/// (`RLIMIT_MEMLOCK`, a container without the right), which is an error the
+/// caller reports, not a reason to stop. Unsupported platforms give
+/// [`io::ErrorKind::Unsupported`].
+pub fn lock_memory<T: ?Sized>(value: &T) -> io::Result<()> {
+    imp::lock_memory(
+        std::ptr::from_ref(value).cast::<u8>(),
+        std::mem::size_of_val(value),
+    )
+}
+
+/// Whether this process may be dumped or traced by others of its user
+/// (`PR_GET_DUMPABLE`); `None` where the platform cannot say.
+pub fn is_dumpable() -> Option<bool> {
+    imp::is_dumpable()
+}
+
+/// Who is at the other end of a Unix socket, as the kernel says.
+#[cfg(unix)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's process id, where the platform reports it (Linux).
+    pub pid: Option<u32>,
+}
+
+/// The credentials of the peer of a connected Unix stream socket:
+/// `SO_PEERCRED` on Linux, `getpeereid` on macOS and the BSDs.
+#[cfg(unix)]
+pub fn peer_credentials(stream: &std::os::unix::net::UnixStream) -> io::Result<PeerCredentials> {
+    imp::peer_credentials(stream)
+}
+
+/// This process's effective user id.
+#[cfg(unix)]
+pub fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Connects to the Unix stream socket at `path`, giving up after
+/// `timeout` (a listener whose queue is full, or a stopped one, never
+/// makes the caller hang). The returned stream is in blocking mode.
+#[cfg(unix)]
+pub fn connect_unix(
+    path: &Path,
+    timeout: std::time::Duration,
+) -> io::Result<std::os::unix::net::UnixStream> {
+    imp::connect_unix(path, timeout)
+}
+
+/// Whether this process is in the foreground process group of the
+/// terminal on its standard input or error: then a Ctrl-C or Ctrl-\\
+/// from that terminal reaches every process of the group (a child too)
+/// without anyone forwarding it.
+#[cfg(unix)]
+pub fn in_terminal_foreground() -> bool {
+    imp::in_terminal_foreground()
+}
+
+/// Sends signal number `signal` to process `pid`.
+#[cfg(unix)]
+pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
+    imp::send_signal(pid, signal)
 }
 
 #[cfg(unix)]

@@ -37,6 +37,10 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
         .truncate(false)
         .open(path)
 }
+pub fn open_append_private(path: &Path) -> io::Result<File> {
+    refuse_symlink(path)?;
+    OpenOptions::new().append(true).create(true).open(path)
+}
 pub fn sync_dir(_path: &Path) -> io::Result<()> {
     Ok(())
 }
@@ -93,4 +97,13 @@ pub fn trim_os_str(s: &std::ffi::OsStr) -> &std::ffi::OsStr {
 }
 pub fn file_ownership(file: &File) -> io::Result<Ownership> {
     Ok(ownership(&file.metadata()?))
+}
+pub fn lock_memory(_ptr: *const u8, _len: usize) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "memory locking is not implemented on this platform",
+    ))
+}
+pub fn is_dumpable() -> Option<bool> {
+    None
 }

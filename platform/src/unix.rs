@@ -60,6 +60,15 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+pub fn open_append_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(no_follow())
+        .open(path)
+}
+
 pub fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
 }
@@ -223,4 +232,135 @@ pub fn trim_os_str(s: &std::ffi::OsStr) -> &std::ffi::OsStr {
 
 pub fn file_ownership(file: &File) -> io::Result<Ownership> {
     Ok(ownership(&file.metadata()?))
+}
+
+#[allow(unsafe_code)]
+pub fn lock_memory(ptr: *const u8, len: usize) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: `ptr..ptr+len` is the memory of one live value the caller
+    // borrows for the duration of this call (`lock_memory` takes `&T`).
+    // mlock neither reads nor writes it: it only pins the pages that
+    // contain the range (rounded out to page boundaries by the kernel),
+    // and fails with ENOMEM on anything unmapped.
+    unsafe { rustix::mm::mlock(ptr.cast_mut().cast(), len) }?;
+    Ok(())
+}
+
+pub fn is_dumpable() -> Option<bool> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::process::{dumpable_behavior, DumpableBehavior};
+        dumpable_behavior()
+            .ok()
+            .map(|b| b != DumpableBehavior::NotDumpable)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        None
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn peer_credentials(
+    stream: &std::os::unix::net::UnixStream,
+) -> io::Result<super::PeerCredentials> {
+    let cred = rustix::net::sockopt::socket_peercred(stream)?;
+    Ok(super::PeerCredentials {
+        uid: cred.uid.as_raw(),
+        pid: u32::try_from(cred.pid.as_raw_nonzero().get()).ok(),
+    })
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[allow(unsafe_code)]
+pub fn peer_credentials(
+    stream: &std::os::unix::net::UnixStream,
+) -> io::Result<super::PeerCredentials> {
+    use std::os::unix::io::AsRawFd;
+    let mut uid: libc::uid_t = 0;
+    let mut gid: libc::gid_t = 0;
+    // SAFETY: the descriptor is a connected Unix socket owned by `stream`,
+    // alive for this call; `uid` and `gid` are valid, writable locals the
+    // call fills in and nothing else keeps.
+    let rc = unsafe { libc::getpeereid(stream.as_raw_fd(), &mut uid, &mut gid) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(super::PeerCredentials { uid, pid: None })
+}
+
+pub fn connect_unix(
+    path: &Path,
+    timeout: std::time::Duration,
+) -> io::Result<std::os::unix::net::UnixStream> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::io::Errno;
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let addr = SocketAddrUnix::new(path)?;
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    let deadline = std::time::Instant::now() + timeout;
+    let timed_out = || {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no answer within {} ms", timeout.as_millis()),
+        )
+    };
+    loop {
+        match rustix::net::connect(&fd, &addr) {
+            Ok(()) => break,
+            Err(Errno::INTR) => continue,
+            // Linux: the listener's queue is full; try again shortly.
+            Err(Errno::AGAIN) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(timed_out());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            // Elsewhere the connection completes in the background.
+            Err(Errno::INPROGRESS) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let t = Timespec {
+                    tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                };
+                let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
+                match poll(&mut fds, Some(&t)) {
+                    Ok(0) => return Err(timed_out()),
+                    Ok(_) => {}
+                    Err(Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                rustix::net::sockopt::socket_error(&fd)??;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    rustix::io::ioctl_fionbio(&fd, false)?;
+    Ok(std::os::unix::net::UnixStream::from(fd))
+}
+
+pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a process id"))?;
+    let signal = rustix::process::Signal::from_named_raw(signal)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a signal number"))?;
+    Ok(rustix::process::kill_process(pid, signal)?)
+}
+
+pub fn in_terminal_foreground() -> bool {
+    use rustix::stdio::{stderr, stdin};
+    let own = rustix::process::getpgrp();
+    [stdin(), stderr()].into_iter().any(|fd| {
+        rustix::termios::isatty(fd) && rustix::termios::tcgetpgrp(fd).is_ok_and(|pg| pg == own)
+    })
 }

@@ -43,9 +43,9 @@ use windows_sys::Win32::System::SystemServices::{
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
 pub use super::other::{
-    create_private_dir_all, disable_core_dumps, file_id, open_lock_file, open_read_no_follow,
-    open_regular_file, ownership, sanitize_std_fds, stdin_has_input, sync_dir, trim_os_str,
-    write_stdout, FileId,
+    create_private_dir_all, disable_core_dumps, file_id, is_dumpable, lock_memory,
+    open_append_private, open_lock_file, open_read_no_follow, open_regular_file, ownership,
+    sanitize_std_fds, stdin_has_input, sync_dir, trim_os_str, write_stdout, FileId,
 };
 
 /// Reads standard input straight from its handle (`ReadFile`), not
