@@ -198,6 +198,9 @@ names! {
     /// backend on purpose: `login` and `status` stop warning about it
     /// (`doctor` still says it).
     no_plaintext_warning => "NO_PLAINTEXT_WARNING",
+    /// `{PREFIX}_AGENT_SOCK`: the signing agent's socket; when set, clients
+    /// ask the agent instead of resolving a credential themselves.
+    agent_sock => "AGENT_SOCK",
 }
 
 impl EnvNames {

@@ -41,6 +41,72 @@ pub enum ErrorKind {
     MissingTaskId,
     /// Any other backend failure (exit 4).
     Backend,
+    /// The signing agent cannot be reached, or broke off (exit 4).
+    AgentUnavailable,
+}
+
+impl ErrorKind {
+    /// The exit code of errors of this kind (SPEC §6.1).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::NoCredential => 1,
+            ErrorKind::Usage | ErrorKind::MissingTaskId => 2,
+            ErrorKind::InvalidCredential | ErrorKind::Verification | ErrorKind::Expired => 3,
+            ErrorKind::CorruptStore
+            | ErrorKind::InsecureStore
+            | ErrorKind::Io
+            | ErrorKind::BackendUnavailable
+            | ErrorKind::Timeout
+            | ErrorKind::Registration
+            | ErrorKind::Backend
+            | ErrorKind::AgentUnavailable => 4,
+        }
+    }
+
+    /// A stable name (`missing_task_id`), as the signing agent's answers
+    /// carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Usage => "usage",
+            ErrorKind::NoCredential => "no_credential",
+            ErrorKind::InvalidCredential => "invalid_credential",
+            ErrorKind::Verification => "verification",
+            ErrorKind::Expired => "expired",
+            ErrorKind::CorruptStore => "corrupt_store",
+            ErrorKind::InsecureStore => "insecure_store",
+            ErrorKind::Io => "io",
+            ErrorKind::BackendUnavailable => "backend_unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Registration => "registration",
+            ErrorKind::MissingTaskId => "missing_task_id",
+            ErrorKind::Backend => "backend",
+            ErrorKind::AgentUnavailable => "agent_unavailable",
+        }
+    }
+
+    /// The kind named `name` by [`ErrorKind::as_str`]; an unknown name
+    /// (a newer agent) is [`ErrorKind::Backend`].
+    pub fn from_name(name: &str) -> ErrorKind {
+        const ALL: [ErrorKind; 14] = [
+            ErrorKind::Usage,
+            ErrorKind::NoCredential,
+            ErrorKind::InvalidCredential,
+            ErrorKind::Verification,
+            ErrorKind::Expired,
+            ErrorKind::CorruptStore,
+            ErrorKind::InsecureStore,
+            ErrorKind::Io,
+            ErrorKind::BackendUnavailable,
+            ErrorKind::Timeout,
+            ErrorKind::Registration,
+            ErrorKind::MissingTaskId,
+            ErrorKind::Backend,
+            ErrorKind::AgentUnavailable,
+        ];
+        ALL.into_iter()
+            .find(|k| k.as_str() == name)
+            .unwrap_or(ErrorKind::Backend)
+    }
 }
 
 /// Everything that can go wrong in credstore.
@@ -198,6 +264,28 @@ pub enum Error {
         origin: String,
     },
 
+    /// The signing agent at `socket` cannot be reached, did not answer in
+    /// time, or broke off mid-answer. Exit code 4.
+    #[error("the signing agent at {socket} {reason}")]
+    AgentUnavailable {
+        /// The agent's socket path.
+        socket: PathBuf,
+        /// What went wrong and what to do.
+        reason: String,
+    },
+
+    /// The signing agent answered with an error of `kind` (its exit code
+    /// is the kind's); `message` is the agent's own words.
+    #[error("the signing agent at {socket}: {message}")]
+    Agent {
+        /// The agent's socket path.
+        socket: PathBuf,
+        /// What kind of failure the agent reported.
+        kind: ErrorKind,
+        /// The agent's message.
+        message: String,
+    },
+
     /// Any other backend failure (refused access, locked store, …). Exit 4.
     #[error("{backend} backend: {message}")]
     Backend {
@@ -225,7 +313,9 @@ impl Error {
             | Error::BackendUnavailable { .. }
             | Error::Timeout { .. }
             | Error::Registration { .. }
-            | Error::Backend { .. } => 4,
+            | Error::Backend { .. }
+            | Error::AgentUnavailable { .. } => 4,
+            Error::Agent { kind, .. } => kind.exit_code(),
         }
     }
 
@@ -250,6 +340,8 @@ impl Error {
             Error::Registration { .. } => ErrorKind::Registration,
             Error::MissingTaskId { .. } => ErrorKind::MissingTaskId,
             Error::Backend { .. } => ErrorKind::Backend,
+            Error::AgentUnavailable { .. } => ErrorKind::AgentUnavailable,
+            Error::Agent { kind, .. } => *kind,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod jwks;
 pub mod profile;
 pub mod resolve;
 pub mod secret;
+pub mod sockagent;
 pub mod store;
 pub mod stored;
 pub mod text;

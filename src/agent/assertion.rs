@@ -44,6 +44,24 @@ impl AgentAssertion {
     pub fn timestamp(&self) -> &str {
         &self.timestamp
     }
+
+    /// An assertion received from the signing agent: checked for the
+    /// scheme and for being a valid header value, never echoed on error.
+    pub(crate) fn received(value: &str, timestamp: &str) -> Option<AgentAssertion> {
+        let ok = value
+            .strip_prefix(ASSERTION_SCHEME)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .is_some_and(|b64| {
+                !b64.is_empty()
+                    && b64
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+            });
+        (ok && timestamp.len() <= 32).then(|| AgentAssertion {
+            value: secret_string(value),
+            timestamp: timestamp.to_string(),
+        })
+    }
 }
 
 /// The JSON envelope; serde writes struct fields in declaration order, which

@@ -97,6 +97,33 @@ impl RequestHeaders {
         RequestHeaders::build(entries, origin)
     }
 
+    /// Headers received from the signing agent: only the names credstore
+    /// itself sends are accepted, and every value is checked as when it is
+    /// built here.
+    pub(crate) fn received<'a>(
+        entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+        origin: &str,
+    ) -> Result<RequestHeaders> {
+        let mut out = Vec::new();
+        for (name, value) in entries {
+            let name = [AUTHORIZATION_HEADER, ACCOUNT_ID_HEADER, FEDRAMP_HEADER]
+                .into_iter()
+                .find(|known| *known == name)
+                .ok_or_else(|| Error::Backend {
+                    backend: "signing agent",
+                    message: "the answer names a header credstore does not send".into(),
+                })?;
+            out.push((name, secret_string(value)));
+        }
+        if out.is_empty() {
+            return Err(Error::Backend {
+                backend: "signing agent",
+                message: "the answer carries no header".into(),
+            });
+        }
+        RequestHeaders::build(out, origin)
+    }
+
     /// `(name, value)` pairs in order. This exposes the secret values.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
         self.entries

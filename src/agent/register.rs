@@ -375,6 +375,11 @@ impl TaskSession {
         &self.identity
     }
 
+    /// Where this session registers.
+    pub fn config(&self) -> &RegistrationConfig {
+        &self.config
+    }
+
     /// The task id: registered on first use, then reused.
     pub fn task_id(&self) -> Result<String> {
         // Holding the lock across the request is what makes concurrent first
