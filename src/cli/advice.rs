@@ -17,9 +17,11 @@ pub fn error(e: &Error) -> Option<&'static str> {
         Error::AgentIdentityAsApiKey { origin, .. } if !is_variable_name(origin) => {
             Some("Log in with `credstore login --with-agent-identity` (token on stdin).")
         }
-        Error::MissingTaskId { .. } => {
-            Some("Pass --task-id ID (get one with `credstore register-task`).")
-        }
+        Error::MissingTaskId { .. }
+        | Error::Agent {
+            kind: credstore::ErrorKind::MissingTaskId,
+            ..
+        } => Some("Pass --task-id ID (get one with `credstore register-task`)."),
         _ => None,
     }
 }

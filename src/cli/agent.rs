@@ -107,11 +107,35 @@ fn agent_identity<'r>(resolved: &'r Resolved, command: &str) -> Result<&'r Agent
 
 use super::write_stdout;
 
-/// `credstore assertion --task-id ID`: the `AgentAssertion …` value.
+/// An agent holding an API key answers "no credential" for what needs an
+/// agent identity; the CLI says so in its own words (exit 1).
+fn agent_no_credential(e: Error, command: &str) -> Error {
+    match e {
+        Error::Agent {
+            socket,
+            kind: credstore::ErrorKind::NoCredential,
+            ..
+        } => Error::NoCredential(format!(
+            "`credstore {command}` needs an agent identity, but the signing agent at {} holds an \
+             API key; use `credstore headers`, or pass --no-agent to use the credential here",
+            socket.display()
+        )),
+        e => e,
+    }
+}
+
+/// `credstore assertion --task-id ID`: the `AgentAssertion …` value
+/// (from the signing agent when `CREDSTORE_AGENT_SOCK` names one).
 pub fn assertion(ctx: &Context, args: &AssertionArgs) -> Result<u8> {
-    let resolved = active(ctx)?;
-    let identity = agent_identity(&resolved, "assertion")?;
-    let assertion = identity.assertion(&args.task_id)?;
+    let assertion = match ctx.agent_client() {
+        Some(agent) => agent
+            .assertion(&args.task_id)
+            .map_err(|e| agent_no_credential(e, "assertion"))?,
+        None => {
+            let resolved = active(ctx)?;
+            agent_identity(&resolved, "assertion")?.assertion(&args.task_id)?
+        }
+    };
     let mut out = Zeroizing::new(String::with_capacity(assertion.expose().len() + 1));
     out.push_str(assertion.expose());
     out.push('\n');
@@ -121,10 +145,12 @@ pub fn assertion(ctx: &Context, args: &AssertionArgs) -> Result<u8> {
 
 /// `credstore headers [--task-id ID] [--json]`.
 pub fn headers(ctx: &Context, args: &HeadersArgs) -> Result<u8> {
-    let resolved = active(ctx)?;
-    let headers = resolved
-        .credential
-        .request_headers(args.task_id.as_deref())?;
+    let headers = match ctx.agent_client() {
+        Some(agent) => agent.request_headers(args.task_id.as_deref())?,
+        None => active(ctx)?
+            .credential
+            .request_headers(args.task_id.as_deref())?,
+    };
     // Sized once for the worst case (every character escaped), so the
     // buffer never grows and leaves a stale copy of a secret behind.
     let size: usize = headers
@@ -170,6 +196,13 @@ fn push_json_string(out: &mut String, s: &str) -> Result<()> {
 
 /// `credstore register-task [--base-url URL]`: prints the task id.
 pub fn register(ctx: &Context, args: &RegisterTaskArgs) -> Result<u8> {
+    if let Some(agent) = ctx.agent_client() {
+        let task_id = agent
+            .register_task(args.base_url.as_deref())
+            .map_err(|e| agent_no_credential(e, "register-task"))?;
+        write_stdout(&format!("{task_id}\n"))?;
+        return Ok(0);
+    }
     let resolved = active(ctx)?;
     let identity = agent_identity(&resolved, "register-task")?;
     let config = RegistrationConfig::from_env(&ctx.env, ctx.names(), args.base_url.as_deref())?;

@@ -22,6 +22,8 @@ pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
         Command::Assertion(args) => agent::assertion(ctx, args),
         Command::Headers(args) => agent::headers(ctx, args),
         Command::RegisterTask(args) => agent::register(ctx, args),
+        Command::Agent(args) => super::daemon::agent(ctx, args),
+        Command::Exec(args) => super::exec::exec(ctx, args),
         Command::Migrate(args) => super::migrate::migrate(ctx, args),
         Command::Doctor => super::doctor::doctor(ctx),
         Command::Config(action) => config(ctx, action),
@@ -428,6 +430,9 @@ fn logout(ctx: &Context) -> Result<u8> {
 }
 
 fn status(ctx: &Context, json: bool) -> Result<u8> {
+    if let Some(agent) = ctx.agent_client() {
+        return super::daemon::status_via_agent(&agent, json);
+    }
     let store = ctx.store()?;
     let resolver = ctx.resolver();
     let now = unix_now();
@@ -480,6 +485,29 @@ fn status(ctx: &Context, json: bool) -> Result<u8> {
 }
 
 fn token(ctx: &Context) -> Result<u8> {
+    if let Some(agent) = ctx.agent_client() {
+        let token = agent.token().map_err(|e| match e {
+            Error::Agent {
+                socket,
+                kind: credstore::ErrorKind::NoCredential,
+                ..
+            } => Error::NoCredential(format!(
+                "the signing agent at {} does not export tokens: it signs for you instead \
+                 (`credstore headers`, `credstore assertion`). Start it with \
+                 `credstore agent --allow-export` to allow this, or pass --no-agent to read the \
+                 credential here",
+                socket.display()
+            )),
+            e => e,
+        })?;
+        use secrecy::ExposeSecret;
+        let token = token.expose_secret().as_bytes();
+        let mut line = zeroize::Zeroizing::new(Vec::with_capacity(token.len() + 1));
+        line.extend_from_slice(token);
+        line.push(b'\n');
+        super::write_stdout_bytes(&line)?;
+        return Ok(0);
+    }
     let resolved = active(ctx)?;
     let token = resolved.credential.expose_token().as_bytes();
     let mut line = zeroize::Zeroizing::new(Vec::with_capacity(token.len() + 1));

@@ -14,6 +14,8 @@ pub struct Context {
     pub profile: Profile,
     pub backend: BackendKind,
     pub no_env: bool,
+    /// `--no-agent`: never ask a signing agent.
+    pub no_agent: bool,
     /// The JWKS every agent identity is verified against, when configured.
     pub verifier: Option<Verifier>,
 }
@@ -34,6 +36,7 @@ impl Context {
             backend: settings.backend,
             settings,
             no_env: cli.no_env,
+            no_agent: cli.no_agent,
             verifier,
         })
     }
@@ -52,6 +55,14 @@ impl Context {
         } else {
             r
         }
+    }
+
+    /// The signing agent `{PREFIX}_AGENT_SOCK` names, unless `--no-agent`.
+    pub fn agent_client(&self) -> Option<credstore::sockagent::AgentClient> {
+        if self.no_agent {
+            return None;
+        }
+        credstore::sockagent::AgentClient::from_env(&self.env, self.names())
     }
 
     /// Opens the selected backend.

@@ -23,7 +23,9 @@ mod agent;
 mod backends;
 mod commands;
 mod context;
+mod daemon;
 mod doctor;
+mod exec;
 mod migrate;
 mod report;
 
@@ -53,6 +55,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_env: bool,
 
+    /// Do not ask the signing agent named by CREDSTORE_AGENT_SOCK: resolve
+    /// the credential in this process
+    #[arg(long, global = true)]
+    pub no_agent: bool,
+
     #[command(flatten)]
     pub jwks: agent::JwksArgs,
 
@@ -81,6 +88,14 @@ pub enum Command {
     Headers(agent::HeadersArgs),
     /// Register a task for the active agent identity and print its id
     RegisterTask(agent::RegisterTaskArgs),
+    /// Run the signing agent in the foreground: it holds the credential and
+    /// answers assertions and headers on a unix socket (mode 0600, your uid
+    /// only); the programs that use it never hold the key
+    Agent(daemon::AgentArgs),
+    /// Run a command with a signing agent of its own: CREDSTORE_AGENT_SOCK
+    /// set, every credential variable removed, the secrets masked in its
+    /// output
+    Exec(exec::ExecArgs),
     /// Move the profile's stored credential to another backend, verify it,
     /// and remove it from where it was (never an environment credential)
     Migrate(migrate::MigrateArgs),
