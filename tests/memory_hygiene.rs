@@ -96,6 +96,33 @@ fn run_child(path: &str) -> (bool, String) {
         }
         _ => {}
     }
+    // The client of a signing agent: the agent (another process) holds
+    // the token; the scanned child only talks to it.
+    let mut agent = None;
+    if path == "agent_client" {
+        let sock = dir.path().join("agent.sock");
+        let mut a = Command::new(env!("CARGO_BIN_EXE_credstore"))
+            .args(["agent", "--socket"])
+            .arg(&sock)
+            .env_clear()
+            .env("CREDSTORE_AGENT_IDENTITY", &token)
+            .env("CREDSTORE_HOME", dir.path().join("agent-home"))
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/no-bus")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(a.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert!(ready.starts_with("CREDSTORE_AGENT_SOCK="), "{ready}");
+        cmd.env("CREDSTORE_AGENT_SOCK", &sock);
+        agent = Some(a);
+    }
     let mut child = cmd.spawn().unwrap();
     {
         use std::io::Write;
@@ -105,6 +132,10 @@ fn run_child(path: &str) -> (bool, String) {
         }
     }
     let out = child.wait_with_output().unwrap();
+    if let Some(mut a) = agent {
+        let _ = a.kill();
+        let _ = a.wait();
+    }
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let report = stdout
         .lines()
@@ -140,6 +171,15 @@ fn no_key_material_survives_loading_from_file() {
     assert!(clean, "{report}");
 }
 
+/// A client of the signing agent, after it fetched headers and an
+/// assertion: no byte of the key, no token (the agent never sent them).
+#[test]
+fn no_key_material_in_a_client_of_the_agent() {
+    let (clean, report) = run_child("agent_client");
+    assert!(clean, "{report}");
+    assert!(report.contains("MEMTEST clean (agent_client)"), "{report}");
+}
+
 /// The control: a deliberate copy of the token and of the raw seed must be
 /// found, or the scan proves nothing.
 #[test]
@@ -171,7 +211,11 @@ fn memory_child() {
         })
         .collect();
 
-    load_sign_drop(&mode, &dir);
+    if mode == "agent_client" {
+        fetch_from_agent();
+    } else {
+        load_sign_drop(&mode, &dir);
+    }
 
     let env_block = env_block();
     let mut hits = Vec::new();
@@ -235,6 +279,26 @@ fn load_sign_drop(mode: &str, dir: &std::path::Path) {
     let unopened = credstore::agent::open_sealed_task_id(id, &[7u8; 80]);
     std::hint::black_box(unopened.is_err());
     drop(credential);
+}
+
+#[inline(never)]
+fn fetch_from_agent() {
+    use credstore::env::{EnvNames, ProcessEnv};
+    let agent = credstore::sockagent::AgentClient::from_env(&ProcessEnv, &EnvNames::default())
+        .expect("CREDSTORE_AGENT_SOCK is set");
+    let headers = agent.request_headers(Some("task-hygiene")).unwrap();
+    assert!(headers
+        .get("Authorization")
+        .unwrap()
+        .starts_with("AgentAssertion "));
+    drop(headers);
+    let assertion = agent.assertion("task-hygiene").unwrap();
+    std::hint::black_box(assertion.expose().len());
+    drop(assertion);
+    let status = agent.status().unwrap();
+    assert_eq!(status["source"]["kind"], "agent");
+    // The agent refuses the token: nothing of it reaches this process.
+    assert!(agent.token().is_err());
 }
 
 /// `env_start..env_end` from `/proc/self/stat` (fields 50 and 51).

@@ -782,3 +782,29 @@ fn register_task_through_the_agent_is_cached() {
         out.stderr
     );
 }
+
+#[test]
+fn doctor_reports_the_agent() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let sock = socket_dir(&home).join("a.sock");
+    let mut agent = Agent::start(&home, &token, &["--socket", sock.to_str().unwrap()], &[]);
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_SOCK", &sock)
+        .args(["--backend", "file", "doctor"])
+        .output();
+    assert!(out.stdout.contains("signing agent:"), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("{} answers", sock.display())));
+    assert!(out.stdout.contains("not dumpable"), "{}", out.stdout);
+    assert!(out.stdout.contains("locked in memory"), "{}", out.stdout);
+    out.assert_no_secret(&token, "doctor");
+    agent.signal("TERM");
+    agent.wait(Duration::from_secs(3));
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_SOCK", &sock)
+        .args(["--backend", "file", "doctor"])
+        .expect(1);
+    assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
+}

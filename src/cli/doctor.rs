@@ -17,10 +17,58 @@ fn ms(d: Duration) -> String {
 
 pub fn doctor(ctx: &Context) -> Result<u8> {
     let report = checkup(&ctx.settings, &ctx.env, &ctx.resolver());
+    let (agent, agent_ok) = agent_lines(ctx);
     // Written to stdout in one go, so a closed stdout is an error, not a
     // panic.
-    super::write_stdout(&render(&report))?;
-    Ok(if report.healthy() { 0 } else { 1 })
+    super::write_stdout(&format!("{}{agent}", render(&report)))?;
+    Ok(if report.healthy() && agent_ok { 0 } else { 1 })
+}
+
+/// The signing agent CREDSTORE_AGENT_SOCK names, if any: reachable? Is
+/// its key locked in memory, is it non-dumpable? An agent that cannot be
+/// reached is a problem (every client would fail); a key it could not
+/// lock is a warning.
+fn agent_lines(ctx: &Context) -> (String, bool) {
+    let Some(agent) = ctx.agent_client() else {
+        return (String::new(), true);
+    };
+    let socket = agent.socket().display().to_string();
+    match agent.status() {
+        Err(e) => (
+            format!(
+                "signing agent:\n  FAILED   {e} (clients fail until it runs again, or pass --no-agent)\n"
+            ),
+            false,
+        ),
+        Ok(doc) => {
+            let a = &doc["agent"];
+            let locked = match a["memory_locked"].as_bool() {
+                Some(true) => "  ok       key pages locked in memory (mlock)".to_string(),
+                _ => format!(
+                    "  warning  key pages NOT locked in memory ({}); raise `ulimit -l` for the agent",
+                    a["memory_lock_error"].as_str().unwrap_or("unknown")
+                ),
+            };
+            let dumpable = match a["dumpable"].as_bool() {
+                Some(false) => "  ok       not dumpable: no core dump, no ptrace by your other processes",
+                Some(true) => "  warning  the agent is dumpable",
+                None => "  --       dumpable or not: this platform cannot say",
+            };
+            let export = if a["export_allowed"].as_bool() == Some(true) {
+                "\n  warning  started with --allow-export: it hands out the raw token"
+            } else {
+                ""
+            };
+            (
+                format!(
+                    "signing agent:\n  ok       {socket} answers (pid {}, credential from {})\n{locked}\n{dumpable}{export}\n",
+                    a["pid"],
+                    super::report::shown(a["credential_source"].as_str().unwrap_or("?"))
+                ),
+                true,
+            )
+        }
+    }
 }
 
 fn render(report: &Checkup) -> String {

@@ -1,0 +1,237 @@
+//! `credstore exec` as a user runs it: the child's environment holds no
+//! credential variable but an agent socket that works (and is gone once
+//! the child exits), `--token-env` hands the token over, the secrets are
+//! masked in the child's output unless `--no-mask`, and the child's exit
+//! code and signals are credstore's.
+#![cfg(unix)]
+
+mod common;
+
+use common::tokens::TokenBuilder;
+use common::Home;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const CREDENTIAL_VARS: [&str; 4] = [
+    "CREDSTORE_API_KEY",
+    "CREDSTORE_API_KEY_FILE",
+    "CREDSTORE_AGENT_IDENTITY",
+    "CREDSTORE_AGENT_IDENTITY_FILE",
+];
+
+fn env_names(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_child_has_an_agent_and_no_credential_variable() {
+    let home = Home::new();
+    let b = TokenBuilder::new();
+    let token = b.build();
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .env("CREDSTORE_AGENT_SOCK", "/nonexistent/inherited.sock")
+        .args(["exec", "--", "env"])
+        .expect(0);
+    let names = env_names(&out.stdout);
+    for v in CREDENTIAL_VARS {
+        assert!(!names.iter().any(|n| n == v), "{v} reached the child");
+    }
+    assert!(names.iter().any(|n| n == "CREDSTORE_AGENT_SOCK"));
+    assert!(!out.stdout.contains("/nonexistent/inherited.sock"));
+    out.assert_no_secret(&token, "exec env");
+
+    // Both kinds through _FILE variables: neither reaches the child.
+    let dir = home.root().join("files");
+    std::fs::create_dir(&dir).unwrap();
+    let key_file = dir.join("key");
+    let id_file = dir.join("id");
+    std::fs::write(&key_file, "sk-test-exec-key-0123456789\n").unwrap();
+    std::fs::write(&id_file, format!("{token}\n")).unwrap();
+    let out = home
+        .run()
+        .env("CREDSTORE_API_KEY_FILE", &key_file)
+        .env("CREDSTORE_AGENT_IDENTITY_FILE", &id_file)
+        .args(["exec", "--", "env"])
+        .expect(0);
+    let names = env_names(&out.stdout);
+    for v in CREDENTIAL_VARS {
+        assert!(!names.iter().any(|n| n == v), "{v} reached the child");
+    }
+}
+
+#[test]
+fn the_child_signs_through_its_agent_which_is_gone_afterwards() {
+    let home = Home::new();
+    let b = TokenBuilder::new();
+    let token = b.build();
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args([
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "echo \"sock=$CREDSTORE_AGENT_SOCK\"; \"$0\" headers --task-id task-exec --json",
+            common::bin(),
+        ])
+        .expect(0);
+    let mut lines = out.stdout.lines();
+    let sock = PathBuf::from(lines.next().unwrap().strip_prefix("sock=").unwrap());
+    let headers: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert!(headers["Authorization"]
+        .as_str()
+        .unwrap()
+        .starts_with("AgentAssertion "));
+    assert!(sock
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("exec-"));
+    assert!(!sock.exists(), "the socket is removed when the child exits");
+    out.assert_no_secret(&token, "exec headers");
+}
+
+#[test]
+fn output_is_masked_unless_no_mask() {
+    let home = Home::new();
+    let b = TokenBuilder::new();
+    let token = b.build();
+    let key_file = home.root().join("key.b64");
+    std::fs::write(&key_file, format!("key: {}\n", b.private_key_b64())).unwrap();
+    let script = "echo \"token=$TOK\"; echo \"$TOK\" >&2; cat \"$0\"; \
+                  echo \"$TOK\" | cut -d. -f2; printf 'no newline %s' \"$TOK\"";
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args(["exec", "--token-env", "TOK", "--", "sh", "-c", script])
+        .arg_path(&key_file)
+        .expect(0);
+    assert_eq!(
+        out.stdout,
+        "token=<redacted>\nkey: <redacted>\n<redacted>\nno newline <redacted>"
+    );
+    assert!(out.stderr.contains("<redacted>\n"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: --token-env TOK"),
+        "{}",
+        out.stderr
+    );
+    out.assert_no_secret(&token, "masked");
+    out.assert_no_secret(token.split('.').nth(1).unwrap(), "masked payload");
+    out.assert_no_secret(&b.private_key_b64(), "masked key");
+
+    // --no-mask: the child's bytes as they are (a throwaway test token).
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args(["exec", "--no-mask", "--token-env", "TOK", "--", "sh", "-c"])
+        .args(["echo \"$TOK\""])
+        .expect(0);
+    assert_eq!(out.stdout, format!("{token}\n"));
+
+    // An API key is masked too.
+    let out = home
+        .run()
+        .env("CREDSTORE_API_KEY", "sk-test-exec-key-0123456789")
+        .args(["exec", "--token-env", "OPENAI_API_KEY", "--", "sh", "-c"])
+        .args(["echo \"Bearer $OPENAI_API_KEY\""])
+        .expect(0);
+    assert_eq!(out.stdout, "Bearer <redacted>\n");
+    assert!(!out.stderr.contains("warning"), "no warning for an API key");
+}
+
+#[test]
+fn exit_codes_are_the_childs() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let run = || home.run().env("CREDSTORE_AGENT_IDENTITY", &token);
+    run().args(["exec", "--", "sh", "-c", "exit 7"]).expect(7);
+    run().args(["exec", "--no-mask", "--", "true"]).expect(0);
+    let out = run()
+        .args(["exec", "--", "/nonexistent/credstore-test-cmd"])
+        .expect(127);
+    assert!(out.stderr.contains("cannot run"), "{}", out.stderr);
+    // Nothing to hand over: credstore's own exit code, nothing run.
+    home.run().args(["exec", "--", "true"]).expect(1);
+    home.run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args(["exec", "--token-env", "1BAD", "--", "true"])
+        .expect(2);
+}
+
+/// Starts `credstore exec -- sh -c SCRIPT` and waits for its first line.
+fn start(
+    home: &Home,
+    token: &str,
+    script: &str,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut cmd = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", token)
+        .args(["exec", "--", "sh", "-c", script])
+        .into_command();
+    cmd.stdin(Stdio::null()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    (child, out)
+}
+
+fn wait(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "exec did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn signals_reach_the_child_and_its_death_is_credstores() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    for (sig, code) in [("TERM", 42), ("INT", 43)] {
+        let script = format!(
+            "trap 'echo got-{sig}; exit {code}' {sig}; echo ready; while :; do sleep 0.05; done"
+        );
+        let (mut child, mut out) = start(&home, &token, &script);
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let status = wait(&mut child);
+        assert_eq!(status.code(), Some(code), "{sig}");
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("got-{sig}\n"));
+    }
+    // A child killed by a signal: credstore ends by the same signal.
+    let (mut child, _out) = start(&home, &token, "echo ready; kill -TERM $$");
+    let status = wait(&mut child);
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+}
+
+trait ArgPath {
+    fn arg_path(self, p: &std::path::Path) -> Self;
+}
+impl ArgPath for common::Run {
+    fn arg_path(self, p: &std::path::Path) -> Self {
+        self.args([p])
+    }
+}
