@@ -299,12 +299,17 @@ pub fn connect_unix(
     use rustix::io::Errno;
     use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
     let addr = SocketAddrUnix::new(path)?;
-    let fd = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
+    // Apple has no SOCK_CLOEXEC/SOCK_NONBLOCK: set both right after.
+    #[cfg(not(target_vendor = "apple"))]
+    let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+    #[cfg(target_vendor = "apple")]
+    let flags = SocketFlags::empty();
+    let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)?;
+    #[cfg(target_vendor = "apple")]
+    {
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+        rustix::io::ioctl_fionbio(&fd, true)?;
+    }
     let deadline = std::time::Instant::now() + timeout;
     let timed_out = || {
         io::Error::new(

@@ -3,7 +3,7 @@
 //! calls as [`AgentIdentity`](crate::AgentIdentity) and
 //! [`Credential`](crate::Credential) — without ever holding the key.
 
-use super::protocol::{Answer, Request, MAX_ANSWER_BYTES};
+use super::protocol::{Answer, Request};
 use crate::agent::{AgentAssertion, RequestHeaders};
 use crate::env::{EnvNames, Environment};
 use crate::error::{Error, ErrorKind, Result};
@@ -180,6 +180,7 @@ impl AgentClient {
 
     #[cfg(unix)]
     fn exchange(&self, request: &[u8], answer_timeout: Duration) -> Result<Zeroizing<Vec<u8>>> {
+        use super::protocol::MAX_ANSWER_BYTES;
         use std::io::{ErrorKind as Io, Read, Write};
         let mut stream = credstore_platform::connect_unix(&self.socket, self.timeout)
             .map_err(|e| self.unavailable(format!("cannot be reached ({e})")))?;

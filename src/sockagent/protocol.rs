@@ -129,6 +129,7 @@ pub(crate) struct Answer {
 
 /// An answer as the agent writes it (borrowed, so secrets are not copied
 /// into more `String`s than the one wiped output buffer).
+#[cfg_attr(not(unix), allow(dead_code))]
 #[derive(Serialize, Default)]
 pub(crate) struct AnswerOut<'a> {
     pub(crate) ok: bool,
@@ -148,6 +149,7 @@ pub(crate) struct AnswerOut<'a> {
     pub(crate) token: Option<&'a str>,
 }
 
+#[cfg_attr(not(unix), allow(dead_code))]
 impl AnswerOut<'_> {
     /// An error answer.
     pub(crate) fn error(kind: ErrorKind, message: impl Into<String>) -> AnswerOut<'static> {
