@@ -26,5 +26,13 @@ per_run "token (file backend)" "$bin" token --backend file
 per_run "token (CREDSTORE_AGENT_IDENTITY_FILE)" env CREDSTORE_AGENT_IDENTITY_FILE="$token_file" "$bin" token
 per_run "status --json (file backend)" "$bin" status --json --backend file
 per_run "login (file backend, fsync + rename)" sh -c "\"$bin\" login --with-agent-identity --backend file < $token_file"
+# The signing agent: `headers` asking it, against resolving the file itself.
+sock="$home/agent.sock"
+"$bin" agent --backend file --socket "$sock" > "$home/agent.env" 2>/dev/null &
+agent_pid=$!
+for _ in $(seq 100); do [ -s "$home/agent.env" ] && break; sleep 0.05; done
+per_run "headers --task-id t (file backend)" "$bin" headers --task-id t --backend file
+per_run "headers --task-id t (via the agent)" env CREDSTORE_AGENT_SOCK="$sock" "$bin" headers --task-id t
+kill -TERM "$agent_pid"; wait "$agent_pid" || true
 rss=$( { /usr/bin/time -f '%M' "$bin" token --backend file >/dev/null; } 2>&1 | tail -1 )
 echo "peak RSS of token: ${rss} KiB"
