@@ -337,7 +337,7 @@ fn jwks_on_login_env_and_stored() {
     // The stored credential is verified too: fine against its JWKS, refused
     // against one that does not hold its key.
     home.run()
-        .args(["--backend", "file", "--jwks", &jwks_arg, "status"])
+        .args(["--backend", "file", "status", "--jwks", &jwks_arg])
         .expect(0);
     let (other_jwks, _) = issuer();
     let other_path = home.root().join("other.json");
@@ -346,25 +346,36 @@ fn jwks_on_login_env_and_stored() {
         .args([
             "--backend",
             "file",
+            "token",
             "--jwks",
             other_path.to_str().expect("utf-8"),
-            "token",
         ])
         .expect(3);
 
     // Misconfiguration is a usage error.
     home.run()
-        .args(["--backend", "file", "--issuer", "x", "status"])
+        .args(["--backend", "file", "status", "--issuer", "x"])
         .expect(2);
     home.run()
         .args([
             "--backend",
             "file",
+            "status",
             "--jwks",
             "/nonexistent/jwks.json",
-            "status",
         ])
         .expect(2);
+    // Only the commands that use an agent identity take the options.
+    for args in [
+        ["--backend", "file", "--jwks", &jwks_arg, "status"],
+        ["--backend", "file", "logout", "--jwks", &jwks_arg],
+        ["--backend", "file", "profiles", "--jwks", &jwks_arg],
+    ] {
+        let out = home.run().args(args).expect(2);
+        assert!(out.stderr.contains("--jwks"), "{args:?}: {}", out.stderr);
+    }
+    let out = home.run().args(["--backend", "file", "status"]).expect(0);
+    assert!(out.stdout.contains("agent identity"), "{}", out.stdout);
     std::fs::write(&other_path, "not json").expect("write");
     home.run()
         .env("CREDSTORE_JWKS", &other_path)

@@ -16,14 +16,21 @@ use credstore::{Error, Result};
 pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
     match command {
         Command::Login(args) => login(ctx, args),
-        Command::Logout => logout(ctx),
-        Command::Status { json } => status(ctx, *json),
-        Command::Token => token(ctx),
+        Command::Logout { all: false } => logout(ctx),
+        Command::Logout { all: true } => super::profiles::logout_all(ctx),
+        Command::Status {
+            json, all: false, ..
+        } => status(ctx, *json),
+        Command::Status {
+            json, all: true, ..
+        } => super::profiles::status_all(ctx, *json),
+        Command::Profiles { json } => super::profiles::profiles(ctx, *json),
+        Command::Token { .. } => token(ctx),
         Command::Assertion(args) => agent::assertion(ctx, args),
         Command::Headers(args) => agent::headers(ctx, args),
         Command::RegisterTask(args) => agent::register(ctx, args),
         Command::Migrate(args) => super::migrate::migrate(ctx, args),
-        Command::Doctor => super::doctor::doctor(ctx),
+        Command::Doctor { .. } => super::doctor::doctor(ctx),
         Command::Config(action) => config(ctx, action),
         Command::Man { dir } => man(dir.as_deref()),
         Command::Completions { shell } => {
@@ -428,6 +435,21 @@ fn logout(ctx: &Context) -> Result<u8> {
 }
 
 fn status(ctx: &Context, json: bool) -> Result<u8> {
+    let (report, code) = status_report(ctx)?;
+    if json {
+        super::write_stdout(&format!("{}\n", report.to_json()))?;
+    } else {
+        super::write_stdout(&report.to_human())?;
+        for w in &report.warnings {
+            eprintln!("warning: {}", w.message);
+        }
+    }
+    Ok(code)
+}
+
+/// The status of `ctx`'s profile and its exit code (0 logged in and not
+/// expired, else 1).
+pub(super) fn status_report(ctx: &Context) -> Result<(Report, u8)> {
     let store = ctx.store()?;
     let resolver = ctx.resolver();
     let now = unix_now();
@@ -468,15 +490,7 @@ fn status(ctx: &Context, json: bool) -> Result<u8> {
         resolved: reported,
         warnings,
     };
-    if json {
-        super::write_stdout(&format!("{}\n", report.to_json()))?;
-    } else {
-        super::write_stdout(&report.to_human())?;
-        for w in &report.warnings {
-            eprintln!("warning: {}", w.message);
-        }
-    }
-    Ok(if logged_in && !expired { 0 } else { 1 })
+    Ok((report, if logged_in && !expired { 0 } else { 1 }))
 }
 
 fn token(ctx: &Context) -> Result<u8> {

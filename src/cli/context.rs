@@ -16,6 +16,8 @@ pub struct Context {
     pub no_env: bool,
     /// The JWKS every agent identity is verified against, when configured.
     pub verifier: Option<Verifier>,
+    /// What the command line chose (for [`Context::for_profile`]).
+    pub selection: Selection,
 }
 
 impl Context {
@@ -27,7 +29,11 @@ impl Context {
             cwd: std::env::current_dir().ok(),
         };
         let settings = Settings::resolve(&env, &EnvNames::default(), &selection)?;
-        let verifier = cli.jwks.verifier(&env, &settings.names)?;
+        // Commands without the options still honour CREDSTORE_JWKS.
+        let verifier = match cli.command.jwks() {
+            Some(args) => args.verifier(&env, &settings.names)?,
+            None => super::agent::JwksArgs::default().verifier(&env, &settings.names)?,
+        };
         Ok(Context {
             env,
             profile: settings.profile.clone(),
@@ -35,6 +41,27 @@ impl Context {
             settings,
             no_env: cli.no_env,
             verifier,
+            selection,
+        })
+    }
+
+    /// The same command line for another profile (as if `--profile` named
+    /// it): its own remembered backend, unless a flag or the environment
+    /// chose one for every profile.
+    pub fn for_profile(&self, profile: &Profile) -> Result<Context> {
+        let selection = Selection {
+            profile: Some(profile.to_string()),
+            ..self.selection.clone()
+        };
+        let settings = Settings::resolve(&self.env, self.names(), &selection)?;
+        Ok(Context {
+            env: ProcessEnv,
+            profile: settings.profile.clone(),
+            backend: settings.backend,
+            settings,
+            no_env: self.no_env,
+            verifier: self.verifier.clone(),
+            selection,
         })
     }
 

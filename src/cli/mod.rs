@@ -25,6 +25,7 @@ mod commands;
 mod context;
 mod doctor;
 mod migrate;
+mod profiles;
 mod report;
 
 use clap::{Args, Parser, Subcommand};
@@ -53,9 +54,6 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_env: bool,
 
-    #[command(flatten)]
-    pub jwks: agent::JwksArgs,
-
     #[command(subcommand)]
     pub command: Command,
 }
@@ -66,15 +64,36 @@ pub enum Command {
     /// Read a credential from stdin, validate it and store it
     Login(LoginArgs),
     /// Remove the profile's stored credential (the environment is untouched)
-    Logout,
+    Logout {
+        /// Remove every profile's stored credential that `credstore profiles`
+        /// lists (with --backend: only those in that backend)
+        #[arg(long)]
+        all: bool,
+    },
     /// Show the active credential: source, kind, claims, expiry, warnings
     Status {
         /// Print one JSON document on stdout
         #[arg(long)]
         json: bool,
+        /// The status of every profile that holds a credential somewhere
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        jwks: agent::JwksArgs,
+    },
+    /// List every profile stored in every reachable backend (file, keychain,
+    /// Vault when configured): kind, backend, expiry, and which copy is used
+    #[command(visible_alias = "list")]
+    Profiles {
+        /// Print one JSON document on stdout
+        #[arg(long)]
+        json: bool,
     },
     /// Print the active credential's raw token on stdout, for scripts
-    Token,
+    Token {
+        #[command(flatten)]
+        jwks: agent::JwksArgs,
+    },
     /// Print the `AgentAssertion …` header value for the active agent identity
     Assertion(agent::AssertionArgs),
     /// Print the request headers for the active credential (`Name: value`)
@@ -86,7 +105,10 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Check every backend, the file permissions and the environment, and
     /// say what to fix (exit 0 healthy, 1 otherwise)
-    Doctor,
+    Doctor {
+        #[command(flatten)]
+        jwks: agent::JwksArgs,
+    },
     /// Show or change the settings remembered for the profile (config.toml
     /// in the credential directory; no secret is kept there)
     #[command(subcommand)]
@@ -152,6 +174,25 @@ pub struct LoginArgs {
     /// Print the summary on stdout as JSON (same fields as `status --json`)
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub jwks: agent::JwksArgs,
+}
+
+impl Command {
+    /// The signature verification options, on the commands that use an
+    /// agent identity.
+    pub fn jwks(&self) -> Option<&agent::JwksArgs> {
+        match self {
+            Command::Login(a) => Some(&a.jwks),
+            Command::Status { jwks, .. } | Command::Token { jwks } | Command::Doctor { jwks } => {
+                Some(jwks)
+            }
+            Command::Assertion(a) => Some(&a.jwks),
+            Command::Headers(a) => Some(&a.jwks),
+            Command::RegisterTask(a) => Some(&a.jwks),
+            _ => None,
+        }
+    }
 }
 
 /// Runs the command line and returns the process exit code.

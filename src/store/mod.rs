@@ -3,6 +3,7 @@
 
 mod auto;
 pub(crate) mod file;
+mod inventory;
 pub mod keychain;
 mod lock;
 mod memory;
@@ -12,6 +13,7 @@ mod vault;
 
 pub use auto::{is_not_there, AutoNotice, AutoStore, KeychainFirst, Notify};
 pub use file::FileStore;
+pub use inventory::{inventory, Held, Inventory, Unreachable};
 pub use keychain::{KeychainOptions, KeychainStore};
 pub use lock::ChangeLock;
 pub use memory::MemoryStore;
@@ -132,6 +134,29 @@ pub trait Store: Send + Sync {
     fn delete_if(&self, profile: &Profile, _expected: Revision) -> Result<Vec<Location>> {
         self.delete(profile)
     }
+    /// The profiles this backend holds a credential for, sorted, when it
+    /// can list them; `None` when it cannot (a keychain without search, a
+    /// Vault token without `list` on the metadata path): ask for each name
+    /// with [`Store::load`] instead. Reads no secret and changes nothing.
+    fn profiles(&self) -> Result<Option<Vec<Profile>>> {
+        Ok(None)
+    }
+}
+
+/// Sorts and dedups listed profile names (the shape [`Store::profiles`]
+/// returns), skipping any that are not valid profile names.
+pub(crate) fn profile_list<I, S>(names: I) -> Vec<Profile>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut out: Vec<Profile> = names
+        .into_iter()
+        .filter_map(|n| Profile::new(n.as_ref()).ok())
+        .collect();
+    out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    out.dedup();
+    out
 }
 
 /// The backend names accepted by `--backend` / `CREDSTORE_BACKEND`.

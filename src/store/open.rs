@@ -306,6 +306,9 @@ impl Store for Locked {
         self.file
             .delete_as_one_change(&|| self.inner.delete_if(profile, expected))
     }
+    fn profiles(&self) -> Result<Option<Vec<Profile>>> {
+        self.inner.profiles()
+    }
 }
 
 #[cfg(test)]
