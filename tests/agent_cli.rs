@@ -382,3 +382,30 @@ fn jwks_on_login_env_and_stored() {
         .args(["--backend", "file", "status"])
         .expect(2);
 }
+
+#[test]
+fn a_silent_auth_api_says_what_it_waits_for_on_a_terminal() {
+    // Accepts and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().collect();
+        drop(held);
+    });
+    let home = Home::new();
+    let jwt = TokenBuilder::new().build();
+    let run = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &jwt)
+        .env("CREDSTORE_HTTP_TIMEOUT", "2")
+        .env("TERM", "xterm")
+        .args(["register-task", "--base-url", &base]);
+    let (code, shown) = common::on_a_terminal(run);
+    assert_eq!(code, 4, "{shown}");
+    assert!(
+        shown.contains(&format!("waiting for the auth API at {base}: ")),
+        "{shown}"
+    );
+    assert!(shown.contains("(gives up after 2 s)"), "{shown}");
+    assert!(!shown.contains(&jwt), "{shown}");
+}

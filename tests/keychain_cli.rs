@@ -537,3 +537,55 @@ fn profiles_and_logout_all_cover_the_keychain_and_the_file() {
     );
     cli(&home, &session).args(["profiles"]).expect(1);
 }
+
+#[test]
+fn a_slow_keychain_call_says_what_it_waits_for_on_a_terminal_only() {
+    let mut session = SecretServiceSession::start();
+    let home = Home::new();
+    cli(&home, &session)
+        .args(["login", "--with-api-key", "--backend", "keychain"])
+        .stdin("sk-slow\n")
+        .expect(0);
+    session.freeze_daemon();
+    let slow = || {
+        cli(&home, &session)
+            .env("CREDSTORE_KEYCHAIN_TIMEOUT", "2")
+            .env("TERM", "xterm")
+            .args(["--backend", "keychain", "status"])
+    };
+    // A terminal: the spinner with the deadline, erased at the end.
+    let (code, shown) = common::on_a_terminal(slow());
+    assert_eq!(code, 4, "{shown}");
+    assert!(shown.contains("waiting for the keychain: "), "{shown}");
+    assert!(shown.contains("(gives up after 2 s)"), "{shown}");
+    assert!(shown.contains("\x1b[2K"), "the line is erased: {shown:?}");
+    assert!(shown.contains("did not answer within 2 s"), "{shown}");
+    // NO_COLOR: one plain line, no animation.
+    let (code, shown) = common::on_a_terminal(slow().env("NO_COLOR", "1"));
+    assert_eq!(code, 4, "{shown}");
+    assert_eq!(
+        shown
+            .matches("waiting for the keychain (credstore gives up after 2 s)")
+            .count(),
+        1,
+        "{shown}"
+    );
+    assert!(
+        !shown.contains('⠋') && !shown.contains("\x1b[2K"),
+        "{shown:?}"
+    );
+    // Not a terminal: nothing but the error.
+    let out = slow().expect(4);
+    assert!(
+        !out.stderr.contains("waiting for the keychain"),
+        "{}",
+        out.stderr
+    );
+    // A fast answer shows nothing, even on a terminal.
+    let (_, shown) = common::on_a_terminal(home.run().env("TERM", "xterm").args([
+        "--backend",
+        "file",
+        "profiles",
+    ]));
+    assert!(!shown.contains("waiting for the"), "{shown}");
+}

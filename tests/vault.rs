@@ -1476,3 +1476,24 @@ fn profiles_lists_vault_by_list_or_by_the_names_it_knows() {
     assert!(out.stdout.contains("local"), "{}", out.stdout);
     assert!(out.stderr.contains("error: vault"), "{}", out.stderr);
 }
+
+#[test]
+fn a_silent_vault_says_what_it_waits_for_on_a_terminal() {
+    let silent = fake_server(None);
+    let home = Home::new();
+    let run = home
+        .run()
+        .env("VAULT_ADDR", &silent)
+        .env("VAULT_TOKEN", "throwaway-test-token")
+        .env("CREDSTORE_HTTP_TIMEOUT", "2")
+        .env("TERM", "xterm")
+        .args(["--backend", "vault", "token"]);
+    let (code, shown) = common::on_a_terminal(run);
+    assert_eq!(code, 4, "{shown}");
+    assert!(
+        shown.contains(&format!("waiting for Vault at {silent}: ")),
+        "{shown}"
+    );
+    assert!(shown.contains("(gives up after 2 s)"), "{shown}");
+    assert!(!shown.contains("throwaway-test-token"), "{shown}");
+}

@@ -180,7 +180,9 @@ pub fn register(ctx: &Context, args: &RegisterTaskArgs) -> Result<u8> {
     let resolved = active(ctx)?;
     let identity = agent_identity(&resolved, "register-task")?;
     let config = RegistrationConfig::from_env(&ctx.env, ctx.names(), args.base_url.as_deref())?;
-    let task_id = register_task(identity, &config)?;
+    let what = format!("the auth API at {}", config.base_url());
+    let task_id =
+        super::progress::run(&what, config.timeout(), || register_task(identity, &config))?;
     write_stdout(&format!("{task_id}\n"))?;
     Ok(0)
 }

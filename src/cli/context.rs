@@ -86,8 +86,25 @@ impl Context {
         if self.backend == BackendKind::Vault {
             self.warn_if_insecure_vault();
         }
-        self.settings
-            .open(&self.env, Box::new(super::backends::print_notice))
+        let store = self
+            .settings
+            .open(&self.env, Box::new(super::backends::print_notice))?;
+        // The calls that can be slow say so on a terminal after 0.5 s.
+        Ok(match self.backend {
+            BackendKind::Keychain | BackendKind::Auto => Box::new(super::progress::Watched::new(
+                store,
+                "the keychain".into(),
+                self.settings.keychain.timeout(),
+            )),
+            BackendKind::Vault => {
+                let (what, limit) = match VaultConfig::from_env(&self.env, self.names()) {
+                    Ok(c) => (format!("Vault at {}", c.addr()), c.timeout()),
+                    Err(_) => ("Vault".to_string(), credstore::http::DEFAULT_TIMEOUT),
+                };
+                Box::new(super::progress::Watched::new(store, what, limit))
+            }
+            _ => store,
+        })
     }
 
     /// Says so when plain http to a remote Vault was allowed explicitly

@@ -26,6 +26,7 @@ mod context;
 mod doctor;
 mod migrate;
 mod profiles;
+mod progress;
 mod report;
 
 use clap::{Args, Parser, Subcommand};
@@ -270,11 +271,12 @@ pub(crate) fn write_stdout_bytes(bytes: &[u8]) -> credstore::Result<()> {
 /// left to report it), never a panic.
 pub(crate) fn message(args: std::fmt::Arguments<'_>, newline: bool) {
     use std::io::Write;
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_fmt(args);
-    if newline {
-        let _ = err.write_all(b"\n");
-    }
+    progress::write_stderr(|err| {
+        let _ = err.write_fmt(args);
+        if newline {
+            let _ = err.write_all(b"\n");
+        }
+    });
 }
 
 /// The one mapping from errors to exit codes.

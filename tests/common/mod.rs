@@ -271,3 +271,27 @@ pub fn mode(path: &Path) -> u32 {
         .mode()
         & 0o7777
 }
+
+/// Runs `run` (its program, arguments and environment) on a pseudo-terminal
+/// through util-linux `script`; returns what the terminal showed.
+pub fn on_a_terminal(run: Run) -> (i32, String) {
+    let cmd = run.into_command();
+    let mut line = String::new();
+    for part in std::iter::once(cmd.get_program()).chain(cmd.get_args()) {
+        let part = part.to_str().expect("utf-8");
+        line.push_str(&format!("'{}' ", part.replace('\'', r"'\''")));
+    }
+    let mut script = std::process::Command::new("script");
+    script.env_clear().args(["-qec", &line, "/dev/null"]);
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            script.env(k, v);
+        }
+    }
+    script.stdin(std::process::Stdio::null());
+    let out = script.output().expect("util-linux script");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
