@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 pub struct JwksArgs {
     /// Verify every agent identity against this JSON Web Key Set (key chosen
     /// by `kid`; RS256, ES256, EdDSA) [env: CREDSTORE_JWKS]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub jwks: Option<PathBuf>,
 
     /// With a JWKS: require this `iss` claim

@@ -34,13 +34,9 @@ pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
         Command::Config(action) => config(ctx, action),
         Command::Man { dir } => man(dir.as_deref()),
         Command::Completions { shell } => {
-            use clap::CommandFactory;
-            let mut cmd = super::Cli::command();
             // Rendered first, then written in one checked write: a full or
             // closed stdout is an error (exit 4), never a panic.
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "credstore", &mut script);
-            super::write_stdout_bytes(&script)?;
+            super::write_stdout_bytes(&super::completion::registration(*shell)?)?;
             Ok(0)
         }
     }

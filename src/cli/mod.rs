@@ -22,6 +22,7 @@ mod advice;
 mod agent;
 mod backends;
 mod commands;
+mod completion;
 mod context;
 mod doctor;
 mod migrate;
@@ -43,11 +44,11 @@ pub struct Cli {
     /// Where credentials are stored: auto, file, keychain, memory, vault
     /// [env: CREDSTORE_BACKEND] [default: the profile's in config.toml, else
     /// auto]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", add = completion::backends())]
     pub backend: Option<String>,
 
     /// The credential slot to use [env: CREDSTORE_PROFILE] [default: default]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", add = completion::profiles())]
     pub profile: Option<String>,
 
     /// Ignore CREDSTORE_API_KEY / CREDSTORE_AGENT_IDENTITY (and their _FILE
@@ -118,10 +119,11 @@ pub enum Command {
     /// write one page per command into a directory
     Man {
         /// Write credstore.1 and credstore-COMMAND.1 into DIR instead
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
         dir: Option<std::path::PathBuf>,
     },
-    /// Print a shell completion script on stdout
+    /// Print the shell code that completes credstore's commands, options,
+    /// backend and profile names (`source <(credstore completions bash)`)
     Completions {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
@@ -141,6 +143,7 @@ pub enum ConfigCommand {
         /// backend
         key: ConfigKey,
         /// backend: auto, file, keychain or vault; env: allow, warn or deny
+        #[arg(add = completion::config_values())]
         value: String,
     },
     /// Forget the profile's KEY
@@ -206,6 +209,9 @@ pub fn main() -> ExitCode {
         eprintln!("error: could not turn off core dumps ({e}); refusing to handle secrets");
         return ExitCode::from(4);
     }
+    // A shell asking for completions (CREDSTORE_COMPLETE set by the code
+    // `credstore completions SHELL` prints): answer and exit.
+    completion::answer_if_asked();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = refuse_secret_arguments(&args) {
         return code;

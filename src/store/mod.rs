@@ -175,9 +175,11 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// Every name [`BackendKind::parse`] accepts.
+    pub const NAMES: [&'static str; 5] = ["auto", "file", "keychain", "memory", "vault"];
+
     /// Parses a backend name; anything else is a usage error.
     pub fn parse(name: &str) -> Result<BackendKind> {
-        const ALL_BACKENDS: [&str; 5] = ["auto", "file", "keychain", "memory", "vault"];
         Ok(match name.trim() {
             "auto" => BackendKind::Auto,
             "file" => BackendKind::File,
@@ -187,7 +189,7 @@ impl BackendKind {
             other => {
                 // The value is not repeated, in case a secret landed here;
                 // a known name close to it is (it is ours, not theirs).
-                let near = ALL_BACKENDS
+                let near = BackendKind::NAMES
                     .iter()
                     .map(|b| (strsim::damerau_levenshtein(other, b), *b))
                     .filter(|(d, b)| *d <= 2 && *d < b.len() / 2 + 1)
