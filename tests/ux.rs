@@ -317,3 +317,40 @@ fn completion_offers_backends_and_stored_profiles_never_file_names() {
     // A path option completes paths.
     assert_eq!(c(&["credstore", "token", "--jwks", "key"]), ["keys.json"]);
 }
+
+#[test]
+fn every_command_has_examples_in_its_long_help() {
+    let home = Home::new();
+    for command in [
+        "login",
+        "logout",
+        "status",
+        "profiles",
+        "token",
+        "assertion",
+        "headers",
+        "register-task",
+        "migrate",
+        "doctor",
+        "config",
+        "man",
+        "completions",
+    ] {
+        let out = home.run().args([command, "--help"]).expect(0);
+        let examples = out
+            .stdout
+            .split("Examples:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{command}: no examples: {}", out.stdout));
+        assert!(
+            examples
+                .lines()
+                .next()
+                .is_some_and(|l| l.contains("credstore")),
+            "{command}: {examples}"
+        );
+        // The short help stays short.
+        let short = home.run().args([command, "-h"]).expect(0);
+        assert!(!short.stdout.contains("Examples:"), "{command}");
+    }
+}

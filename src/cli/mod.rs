@@ -64,8 +64,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read a credential from stdin, validate it and store it
+    #[command(
+        after_long_help = "Examples:\n  credstore login --with-agent-identity                 # paste, input hidden\n  credstore login --with-api-key --backend file < key.txt\n  credstore --profile work login --with-agent-identity --backend keychain"
+    )]
     Login(LoginArgs),
     /// Remove the profile's stored credential (the environment is untouched)
+    #[command(
+        after_long_help = "Examples:\n  credstore logout\n  credstore --profile work logout\n  credstore logout --all"
+    )]
     Logout {
         /// Remove every profile's stored credential that `credstore profiles`
         /// lists (with --backend: only those in that backend)
@@ -73,6 +79,9 @@ pub enum Command {
         all: bool,
     },
     /// Show the active credential: source, kind, claims, expiry, warnings
+    #[command(
+        after_long_help = "Examples:\n  credstore status\n  credstore status --json | jq .identity.expires_in_seconds\n  credstore status --all"
+    )]
     Status {
         /// Print one JSON document on stdout
         #[arg(long)]
@@ -86,27 +95,42 @@ pub enum Command {
     /// List every profile stored in every reachable backend (file, keychain,
     /// Vault when configured): kind, backend, expiry, and which copy is used
     #[command(visible_alias = "list")]
+    #[command(after_long_help = "Examples:\n  credstore profiles\n  credstore list --json")]
     Profiles {
         /// Print one JSON document on stdout
         #[arg(long)]
         json: bool,
     },
     /// Print the active credential's raw token on stdout, for scripts
+    #[command(
+        after_long_help = "Examples:\n  curl -H \"Authorization: Bearer $(credstore token)\" https://api.example.com/"
+    )]
     Token {
         #[command(flatten)]
         jwks: agent::JwksArgs,
     },
     /// Print the `AgentAssertion …` header value for the active agent identity
+    #[command(after_long_help = "Examples:\n  credstore assertion --task-id \"$TASK\"")]
     Assertion(agent::AssertionArgs),
     /// Print the request headers for the active credential (`Name: value`)
+    #[command(
+        after_long_help = "Examples:\n  credstore headers --task-id \"$TASK\"\n  credstore headers --json"
+    )]
     Headers(agent::HeadersArgs),
     /// Register a task for the active agent identity and print its id
+    #[command(
+        after_long_help = "Examples:\n  TASK=$(credstore register-task --base-url https://auth.example.com)"
+    )]
     RegisterTask(agent::RegisterTaskArgs),
     /// Move the profile's stored credential to another backend, verify it,
     /// and remove it from where it was (never an environment credential)
+    #[command(
+        after_long_help = "Examples:\n  credstore migrate --to keychain\n  credstore migrate --from file --to vault"
+    )]
     Migrate(migrate::MigrateArgs),
     /// Check every backend, the file permissions and the environment, and
     /// say what to fix (exit 0 healthy, 1 otherwise)
+    #[command(after_long_help = "Examples:\n  credstore doctor")]
     Doctor {
         #[command(flatten)]
         jwks: agent::JwksArgs,
@@ -114,9 +138,15 @@ pub enum Command {
     /// Show or change the settings remembered for the profile (config.toml
     /// in the credential directory; no secret is kept there)
     #[command(subcommand)]
+    #[command(
+        after_long_help = "Examples:\n  credstore config set backend file\n  credstore --profile ci config set env deny\n  credstore config get backend\n  credstore config path"
+    )]
     Config(ConfigCommand),
     /// Print the manual page on stdout (`credstore man | man -l -`), or
     /// write one page per command into a directory
+    #[command(
+        after_long_help = "Examples:\n  credstore man | man -l -\n  credstore man --dir ~/.local/share/man/man1"
+    )]
     Man {
         /// Write credstore.1 and credstore-COMMAND.1 into DIR instead
         #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
@@ -124,6 +154,9 @@ pub enum Command {
     },
     /// Print the shell code that completes credstore's commands, options,
     /// backend and profile names (`source <(credstore completions bash)`)
+    #[command(
+        after_long_help = "Examples:\n  source <(credstore completions bash)\n  credstore completions fish > ~/.config/fish/completions/credstore.fish"
+    )]
     Completions {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
