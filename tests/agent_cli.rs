@@ -409,3 +409,35 @@ fn a_silent_auth_api_says_what_it_waits_for_on_a_terminal() {
     assert!(shown.contains("(gives up after 2 s)"), "{shown}");
     assert!(!shown.contains(&jwt), "{shown}");
 }
+
+#[test]
+fn the_auth_api_base_url_is_remembered_per_profile() {
+    let api = AuthApi::start();
+    let home = Home::new();
+    home.run()
+        .args(["config", "set", "authapi-base-url", &api.base_url()])
+        .expect(0);
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", api.token("rt-plain"))
+        .env("CREDSTORE_HTTP_TIMEOUT", "2")
+        .args(["register-task"])
+        .expect(0);
+    assert_eq!(out.stdout, "task-plain-1\n");
+    // Another profile has none; a flag wins over the remembered one.
+    home.run()
+        .env("CREDSTORE_AGENT_IDENTITY", api.token("rt-plain"))
+        .args(["--profile", "other", "register-task"])
+        .expect(2);
+    home.run()
+        .env("CREDSTORE_AGENT_IDENTITY", api.token("rt-plain"))
+        .env("CREDSTORE_HTTP_TIMEOUT", "1")
+        .args(["register-task", "--base-url", "http://127.0.0.1:9"])
+        .expect(4);
+    // Not a URL: refused, named by its key.
+    let out = home
+        .run()
+        .args(["config", "set", "authapi-base-url", "ftp://x"])
+        .expect(2);
+    assert!(out.stderr.contains("authapi_base_url"), "{}", out.stderr);
+}

@@ -1497,3 +1497,80 @@ fn a_silent_vault_says_what_it_waits_for_on_a_terminal() {
     assert!(shown.contains("(gives up after 2 s)"), "{shown}");
     assert!(!shown.contains("throwaway-test-token"), "{shown}");
 }
+
+#[test]
+fn vault_place_and_auth_api_are_remembered_and_the_environment_still_wins() {
+    let bao = Bao::start();
+    let home = Home::new();
+    let root = bao.root.clone();
+    let key = format!("sk-place-{}", random_hex());
+    bao.cli(&home, &root)
+        .env("CREDSTORE_VAULT_PREFIX", "teams/agents")
+        .args(["--profile", "fleet", "login", "--with-api-key"])
+        .stdin(format!("{key}\n"))
+        .expect(0);
+    assert_eq!(bao.list("secret", "teams/agents"), ["fleet"]);
+    // The address and the prefix are in config.toml now (never the token).
+    let config = std::fs::read_to_string(home.store_dir().join("config.toml")).expect("config");
+    assert!(
+        config.contains(&bao.addr) && config.contains("teams/agents"),
+        "{config}"
+    );
+    assert!(
+        !config.contains(&root) && !config.contains(&key),
+        "{config}"
+    );
+    let out = home
+        .run()
+        .args(["--profile", "fleet", "config", "get", "vault-prefix"])
+        .expect(0);
+    assert_eq!(out.stdout, "teams/agents\n");
+    // Plain commands need only a token.
+    let plain = || {
+        home.run()
+            .env("VAULT_TOKEN", &root)
+            .args(["--profile", "fleet"])
+    };
+    let out = plain().args(["token"]).expect(0);
+    assert_eq!(out.stdout, format!("{key}\n"));
+    // A variable wins over the remembered value.
+    plain()
+        .env("CREDSTORE_VAULT_PREFIX", "elsewhere")
+        .args(["token"])
+        .expect(1);
+    plain()
+        .env("VAULT_ADDR", "http://127.0.0.1:9")
+        .env("CREDSTORE_HTTP_TIMEOUT", "1")
+        .args(["token"])
+        .expect(4);
+    // A bad value is refused before anything is written; so is a
+    // hand-edited one, by key, without repeating it.
+    let before = std::fs::read(home.store_dir().join("config.toml")).expect("config");
+    let out = home
+        .run()
+        .args([
+            "--profile",
+            "fleet",
+            "config",
+            "set",
+            "vault-prefix",
+            "../up",
+        ])
+        .expect(2);
+    assert!(out.stderr.contains("vault_prefix"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(home.store_dir().join("config.toml")).expect("config"),
+        before
+    );
+    std::fs::write(
+        home.store_dir().join("config.toml"),
+        "[profiles.fleet]\nbackend = \"vault\"\nvault_mount = \"a/../../sys\"\n",
+    )
+    .expect("write");
+    let out = plain().args(["token"]).expect(2);
+    assert!(
+        out.stderr.contains("profiles.fleet.vault_mount") && !out.stderr.contains("../../sys"),
+        "{}",
+        out.stderr
+    );
+}

@@ -179,7 +179,11 @@ fn push_json_string(out: &mut String, s: &str) -> Result<()> {
 pub fn register(ctx: &Context, args: &RegisterTaskArgs) -> Result<u8> {
     let resolved = active(ctx)?;
     let identity = agent_identity(&resolved, "register-task")?;
-    let config = RegistrationConfig::from_env(&ctx.env, ctx.names(), args.base_url.as_deref())?;
+    let config = RegistrationConfig::from_env(
+        &ctx.settings.environment(&ctx.env),
+        ctx.names(),
+        args.base_url.as_deref(),
+    )?;
     let what = format!("the auth API at {}", config.base_url());
     let task_id =
         super::progress::run(&what, config.timeout(), || register_task(identity, &config))?;

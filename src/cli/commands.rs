@@ -295,6 +295,33 @@ fn config(ctx: &Context, action: &ConfigCommand) -> Result<u8> {
                 path.display()
             );
         }
+        ConfigCommand::Get { key } => {
+            let setting = key.setting()?;
+            if let Some(v) = setting.get(&file.profile(&ctx.profile)?) {
+                super::write_stdout(&format!("{}\n", shown(v)))?;
+            }
+        }
+        ConfigCommand::Set { key, value } => {
+            let setting = key.setting()?;
+            let path = file.set(&ctx.profile, setting, Some(value))?;
+            eprintln!(
+                "Profile {}: {} remembered ({}); {} still wins when set.",
+                ctx.profile,
+                setting.key(),
+                path.display(),
+                setting.variable(ctx.names())
+            );
+        }
+        ConfigCommand::Unset { key } => {
+            let setting = key.setting()?;
+            let path = file.set(&ctx.profile, setting, None)?;
+            eprintln!(
+                "Profile {}: {} forgotten ({}).",
+                ctx.profile,
+                setting.key(),
+                path.display()
+            );
+        }
     }
     Ok(0)
 }
@@ -356,7 +383,29 @@ fn remember_backend(
         return Ok(None);
     }
     let wanted = (ctx.backend != BackendKind::Auto).then_some(ctx.backend);
-    config.set_backend(&ctx.profile, wanted).map(Some)
+    let path = config.set_backend(&ctx.profile, wanted)?;
+    if ctx.backend == BackendKind::Vault {
+        // Where in Vault it went, too: plain commands later find it with
+        // only a token in the environment.
+        use credstore::config::Setting;
+        let names = ctx.names();
+        for (setting, vars) in [
+            (
+                Setting::VaultAddr,
+                vec!["VAULT_ADDR".to_string(), "BAO_ADDR".into()],
+            ),
+            (Setting::VaultMount, vec![names.vault_mount()]),
+            (Setting::VaultPrefix, vec![names.vault_prefix()]),
+        ] {
+            for var in vars {
+                if let Some(v) = ctx.env.text(&var)? {
+                    config.set(&ctx.profile, setting, Some(&v))?;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(Some(path))
 }
 
 fn login_summary(report: &Report, ctx: &Context) -> String {

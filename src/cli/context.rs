@@ -97,7 +97,10 @@ impl Context {
                 self.settings.keychain.timeout(),
             )),
             BackendKind::Vault => {
-                let (what, limit) = match VaultConfig::from_env(&self.env, self.names()) {
+                let (what, limit) = match VaultConfig::from_env(
+                    &self.settings.environment(&self.env),
+                    self.names(),
+                ) {
                     Ok(c) => (format!("Vault at {}", c.addr()), c.timeout()),
                     Err(_) => ("Vault".to_string(), credstore::http::DEFAULT_TIMEOUT),
                 };
@@ -111,7 +114,9 @@ impl Context {
     /// (`{PREFIX}_VAULT_ALLOW_HTTP=1`): the token and the credential cross
     /// the network in clear.
     pub fn warn_if_insecure_vault(&self) {
-        if let Ok(config) = VaultConfig::from_env(&self.env, self.names()) {
+        if let Ok(config) =
+            VaultConfig::from_env(&self.settings.environment(&self.env), self.names())
+        {
             if config.insecure_http() {
                 eprintln!(
                     "warning: {} is plain http to a host that is not loopback ({} is set): the \

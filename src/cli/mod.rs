@@ -163,17 +163,17 @@ pub enum Command {
     },
 }
 
-/// `config` actions. The only key today is `backend`.
+/// `config` actions.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the profile's remembered value of KEY (nothing when unset)
     Get {
-        /// backend
+        /// backend, env, vault-addr, vault-mount, vault-prefix or authapi-base-url
         key: ConfigKey,
     },
     /// Remember VALUE for KEY for the profile
     Set {
-        /// backend
+        /// backend, env, vault-addr, vault-mount, vault-prefix or authapi-base-url
         key: ConfigKey,
         /// backend: auto, file, keychain or vault; env: allow, warn or deny
         #[arg(add = completion::config_values())]
@@ -181,7 +181,7 @@ pub enum ConfigCommand {
     },
     /// Forget the profile's KEY
     Unset {
-        /// backend
+        /// backend, env, vault-addr, vault-mount, vault-prefix or authapi-base-url
         key: ConfigKey,
     },
     /// Print the config file's path
@@ -196,6 +196,34 @@ pub enum ConfigKey {
     /// When a variable's credential hides a stored one of another account
     /// or kind: allow, warn (default) or deny
     Env,
+    /// The Vault server, when VAULT_ADDR is unset
+    VaultAddr,
+    /// The Vault KV v2 mount, when CREDSTORE_VAULT_MOUNT is unset
+    VaultMount,
+    /// The path prefix under the mount, when CREDSTORE_VAULT_PREFIX is unset
+    VaultPrefix,
+    /// The auth API, when neither --base-url nor CREDSTORE_AUTHAPI_BASE_URL
+    /// is given
+    AuthapiBaseUrl,
+}
+
+impl ConfigKey {
+    /// The remembered setting behind the key (not `backend` or `env`,
+    /// which have their own arms).
+    pub fn setting(self) -> credstore::Result<credstore::config::Setting> {
+        use credstore::config::Setting;
+        Ok(match self {
+            ConfigKey::VaultAddr => Setting::VaultAddr,
+            ConfigKey::VaultMount => Setting::VaultMount,
+            ConfigKey::VaultPrefix => Setting::VaultPrefix,
+            ConfigKey::AuthapiBaseUrl => Setting::AuthapiBaseUrl,
+            ConfigKey::Backend | ConfigKey::Env => {
+                return Err(Error::Usage(
+                    "backend and env are set with their own words".into(),
+                ))
+            }
+        })
+    }
 }
 
 /// `login` options. The secret itself is read from stdin only, never argv.

@@ -98,11 +98,13 @@ pub fn inventory(
         // Vault only when it is configured at all; a configuration that
         // is there but wrong is a failure to report.
         let configured = only == Some(BackendKind::Vault)
+            || settings.remembered.vault_addr.is_some()
             || ["VAULT_ADDR", "BAO_ADDR"]
                 .iter()
                 .any(|v| env.text(v).ok().flatten().is_some());
         if configured {
-            match VaultConfig::from_env(env, &settings.names).and_then(VaultStore::new) {
+            let env = settings.environment(env);
+            match VaultConfig::from_env(&env, &settings.names).and_then(VaultStore::new) {
                 Ok(store) => stores.push((BackendKind::Vault, Box::new(store))),
                 Err(error) => inv.unreachable.push(Unreachable {
                     backend: BackendKind::Vault,

@@ -29,6 +29,7 @@ mod config;
 mod errors;
 
 pub use config::VaultConfig;
+pub(crate) use config::{parse_addr, parse_vault_path};
 
 use super::{Found, Location, Revision, SourceKind, Store};
 use crate::credential::claim::describe_json_error;
