@@ -19,6 +19,7 @@
 //! `credstore config set backend X` does), so a later plain `token` reads
 //! where the credential was put.
 
+use crate::env::{EnvNames, Environment};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
 use crate::store::file::Secrecy;
@@ -43,6 +44,135 @@ pub struct ProfileConfig {
     /// (refuse, exit 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<EnvPolicy>,
+    /// The Vault server (`VAULT_ADDR` when that and `BAO_ADDR` are unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_addr: Option<String>,
+    /// The KV v2 mount (`{PREFIX}_VAULT_MOUNT` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_mount: Option<String>,
+    /// The path prefix under the mount (`{PREFIX}_VAULT_PREFIX` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_prefix: Option<String>,
+    /// The auth API (`{PREFIX}_AUTHAPI_BASE_URL` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authapi_base_url: Option<String>,
+}
+
+/// A remembered setting that stands in for an environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// `vault_addr` for `VAULT_ADDR`.
+    VaultAddr,
+    /// `vault_mount` for `{PREFIX}_VAULT_MOUNT`.
+    VaultMount,
+    /// `vault_prefix` for `{PREFIX}_VAULT_PREFIX`.
+    VaultPrefix,
+    /// `authapi_base_url` for `{PREFIX}_AUTHAPI_BASE_URL`.
+    AuthapiBaseUrl,
+}
+
+impl Setting {
+    /// Every one of them.
+    pub const ALL: [Setting; 4] = [
+        Setting::VaultAddr,
+        Setting::VaultMount,
+        Setting::VaultPrefix,
+        Setting::AuthapiBaseUrl,
+    ];
+
+    /// The key in config.toml.
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::VaultAddr => "vault_addr",
+            Setting::VaultMount => "vault_mount",
+            Setting::VaultPrefix => "vault_prefix",
+            Setting::AuthapiBaseUrl => "authapi_base_url",
+        }
+    }
+
+    /// The variable it stands in for.
+    pub fn variable(self, names: &EnvNames) -> String {
+        match self {
+            Setting::VaultAddr => "VAULT_ADDR".into(),
+            Setting::VaultMount => names.vault_mount(),
+            Setting::VaultPrefix => names.vault_prefix(),
+            Setting::AuthapiBaseUrl => names.authapi_base_url(),
+        }
+    }
+
+    /// Its value in `p`.
+    pub fn get(self, p: &ProfileConfig) -> Option<&str> {
+        match self {
+            Setting::VaultAddr => p.vault_addr.as_deref(),
+            Setting::VaultMount => p.vault_mount.as_deref(),
+            Setting::VaultPrefix => p.vault_prefix.as_deref(),
+            Setting::AuthapiBaseUrl => p.authapi_base_url.as_deref(),
+        }
+    }
+
+    fn slot(self, p: &mut ProfileConfig) -> &mut Option<String> {
+        match self {
+            Setting::VaultAddr => &mut p.vault_addr,
+            Setting::VaultMount => &mut p.vault_mount,
+            Setting::VaultPrefix => &mut p.vault_prefix,
+            Setting::AuthapiBaseUrl => &mut p.authapi_base_url,
+        }
+    }
+
+    /// Checks a value as its variable would be checked; the error names
+    /// the key (`what`), never repeats the value.
+    pub fn check(self, value: &str, what: &str) -> Result<String> {
+        match self {
+            Setting::VaultAddr => crate::store::parse_addr(value, what),
+            Setting::VaultMount | Setting::VaultPrefix => {
+                crate::store::parse_vault_path(value, what)
+            }
+            Setting::AuthapiBaseUrl => crate::agent::RegistrationConfig::new(value)
+                .map(|c| c.base_url().to_string())
+                .map_err(|_| {
+                    Error::Usage(format!(
+                        "{what} must be an https:// URL with a host and no user, query or \
+                         fragment (http only to a loopback host)"
+                    ))
+                }),
+        }
+    }
+}
+
+/// The environment with a profile's remembered settings standing in for
+/// the variables that are unset (flags > env > config > default). Built by
+/// [`crate::store::Settings::environment`].
+pub struct WithConfig<'a> {
+    env: &'a dyn Environment,
+    values: Vec<(String, std::ffi::OsString)>,
+}
+
+impl<'a> WithConfig<'a> {
+    /// `env`, with `p`'s settings for the variables of `names` it lacks.
+    pub fn new(env: &'a dyn Environment, names: &EnvNames, p: &ProfileConfig) -> WithConfig<'a> {
+        let mut values = Vec::new();
+        for s in Setting::ALL {
+            let Some(v) = s.get(p) else { continue };
+            // VAULT_ADDR's twin counts as set: an address in BAO_ADDR
+            // wins over the remembered one.
+            if s == Setting::VaultAddr && env.var_os("BAO_ADDR").is_some() {
+                continue;
+            }
+            values.push((s.variable(names), v.into()));
+        }
+        WithConfig { env, values }
+    }
+}
+
+impl Environment for WithConfig<'_> {
+    fn var_os(&self, name: &str) -> Option<std::ffi::OsString> {
+        self.env.var_os(name).or_else(|| {
+            self.values
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
 }
 
 /// [`ProfileConfig::env`].
@@ -180,6 +310,22 @@ impl ConfigFile {
         })
     }
 
+    /// The profile's remembered settings (empty when none).
+    pub fn profile(&self, profile: &Profile) -> Result<ProfileConfig> {
+        Ok(self
+            .load()?
+            .profiles
+            .remove(profile.as_str())
+            .unwrap_or_default())
+    }
+
+    /// Remembers `value` for `setting` of `profile` (`None` forgets it),
+    /// checked as its variable would be.
+    pub fn set(&self, profile: &Profile, setting: Setting, value: Option<&str>) -> Result<PathBuf> {
+        let value = value.map(|v| setting.check(v, setting.key())).transpose()?;
+        self.update(profile, |p| *setting.slot(p) = value)
+    }
+
     /// Sets the profile's [`EnvPolicy`] (`None` forgets it).
     pub fn set_env_policy(&self, profile: &Profile, policy: Option<EnvPolicy>) -> Result<PathBuf> {
         self.update(profile, |p| p.env = policy)
@@ -298,6 +444,12 @@ fn parse(bytes: &[u8], path: &Path) -> Result<Config> {
             BackendKind::parse(b).map_err(|e| {
                 Error::Usage(format!("{}: profiles.{name}.backend: {e}", path.display()))
             })?;
+        }
+        for setting in Setting::ALL {
+            if let Some(v) = setting.get(p) {
+                let what = format!("{}: profiles.{name}.{}", path.display(), setting.key());
+                setting.check(v, &what)?;
+            }
         }
     }
     Ok(config)

@@ -732,10 +732,11 @@ pub fn checkup(settings: &Settings, env: &dyn Environment, resolver: &Resolver<'
     findings.extend(loose_home(&settings.home));
 
     // vault: probed only when configured.
-    let vault_configured = env.is_set("VAULT_ADDR") || env.is_set("BAO_ADDR");
+    let vault_env = settings.environment(env);
+    let vault_configured = vault_env.is_set("VAULT_ADDR") || vault_env.is_set("BAO_ADDR");
     let vault_state = if vault_configured {
         let (state, took) = timed(|| {
-            VaultStore::from_env(env, &settings.names)
+            VaultStore::from_env(&vault_env, &settings.names)
                 .and_then(|v| v.load(profile).map(|_| v.describe(profile).detail))
         });
         backends.push(BackendCheck {

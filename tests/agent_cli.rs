@@ -337,7 +337,7 @@ fn jwks_on_login_env_and_stored() {
     // The stored credential is verified too: fine against its JWKS, refused
     // against one that does not hold its key.
     home.run()
-        .args(["--backend", "file", "--jwks", &jwks_arg, "status"])
+        .args(["--backend", "file", "status", "--jwks", &jwks_arg])
         .expect(0);
     let (other_jwks, _) = issuer();
     let other_path = home.root().join("other.json");
@@ -346,28 +346,98 @@ fn jwks_on_login_env_and_stored() {
         .args([
             "--backend",
             "file",
+            "token",
             "--jwks",
             other_path.to_str().expect("utf-8"),
-            "token",
         ])
         .expect(3);
 
     // Misconfiguration is a usage error.
     home.run()
-        .args(["--backend", "file", "--issuer", "x", "status"])
+        .args(["--backend", "file", "status", "--issuer", "x"])
         .expect(2);
     home.run()
         .args([
             "--backend",
             "file",
+            "status",
             "--jwks",
             "/nonexistent/jwks.json",
-            "status",
         ])
         .expect(2);
+    // Only the commands that use an agent identity take the options.
+    for args in [
+        ["--backend", "file", "--jwks", &jwks_arg, "status"],
+        ["--backend", "file", "logout", "--jwks", &jwks_arg],
+        ["--backend", "file", "profiles", "--jwks", &jwks_arg],
+    ] {
+        let out = home.run().args(args).expect(2);
+        assert!(out.stderr.contains("--jwks"), "{args:?}: {}", out.stderr);
+    }
+    let out = home.run().args(["--backend", "file", "status"]).expect(0);
+    assert!(out.stdout.contains("agent identity"), "{}", out.stdout);
     std::fs::write(&other_path, "not json").expect("write");
     home.run()
         .env("CREDSTORE_JWKS", &other_path)
         .args(["--backend", "file", "status"])
         .expect(2);
+}
+
+#[test]
+fn a_silent_auth_api_says_what_it_waits_for_on_a_terminal() {
+    // Accepts and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().collect();
+        drop(held);
+    });
+    let home = Home::new();
+    let jwt = TokenBuilder::new().build();
+    let run = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &jwt)
+        .env("CREDSTORE_HTTP_TIMEOUT", "2")
+        .env("TERM", "xterm")
+        .args(["register-task", "--base-url", &base]);
+    let (code, shown) = common::on_a_terminal(run);
+    assert_eq!(code, 4, "{shown}");
+    assert!(
+        shown.contains(&format!("waiting for the auth API at {base}: ")),
+        "{shown}"
+    );
+    assert!(shown.contains("(gives up after 2 s)"), "{shown}");
+    assert!(!shown.contains(&jwt), "{shown}");
+}
+
+#[test]
+fn the_auth_api_base_url_is_remembered_per_profile() {
+    let api = AuthApi::start();
+    let home = Home::new();
+    home.run()
+        .args(["config", "set", "authapi-base-url", &api.base_url()])
+        .expect(0);
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", api.token("rt-plain"))
+        .env("CREDSTORE_HTTP_TIMEOUT", "2")
+        .args(["register-task"])
+        .expect(0);
+    assert_eq!(out.stdout, "task-plain-1\n");
+    // Another profile has none; a flag wins over the remembered one.
+    home.run()
+        .env("CREDSTORE_AGENT_IDENTITY", api.token("rt-plain"))
+        .args(["--profile", "other", "register-task"])
+        .expect(2);
+    home.run()
+        .env("CREDSTORE_AGENT_IDENTITY", api.token("rt-plain"))
+        .env("CREDSTORE_HTTP_TIMEOUT", "1")
+        .args(["register-task", "--base-url", "http://127.0.0.1:9"])
+        .expect(4);
+    // Not a URL: refused, named by its key.
+    let out = home
+        .run()
+        .args(["config", "set", "authapi-base-url", "ftp://x"])
+        .expect(2);
+    assert!(out.stderr.contains("authapi_base_url"), "{}", out.stderr);
 }

@@ -456,3 +456,136 @@ fn logout_during_a_migrate_is_one_change_after_the_other() {
         assert!(!home.auth_json().exists(), "round {round}");
     }
 }
+
+#[test]
+fn profiles_and_logout_all_cover_the_keychain_and_the_file() {
+    let session = SecretServiceSession::start();
+    let home = Home::new();
+    let jwt = TokenBuilder::new().build();
+    let key = "sk-proj-abcdefghijklmnopqrstuvwxyz-1234";
+    cli(&home, &session)
+        .args(["login", "--with-agent-identity", "--backend", "keychain"])
+        .stdin(format!("{jwt}\n"))
+        .expect(0);
+    for profile in ["work", "default"] {
+        cli(&home, &session)
+            .args(["--profile", profile, "login", "--with-api-key"])
+            .args(["--backend", "file"])
+            .stdin(key)
+            .expect(0);
+    }
+    // default: in the keychain and in the file; the file login remembered
+    // the file backend for it (auto would read the keychain's), so the
+    // file's copy is the one used.
+    let out = cli(&home, &session).args(["profiles", "--json"]).expect(0);
+    out.assert_no_secret(&jwt, "profiles");
+    out.assert_no_secret(key, "profiles");
+    let doc = out.json();
+    let rows: Vec<(String, String, bool)> = doc["profiles"]
+        .as_array()
+        .expect("profiles")
+        .iter()
+        .map(|r| {
+            (
+                r["profile"].as_str().unwrap_or_default().to_string(),
+                r["backend"].as_str().unwrap_or_default().to_string(),
+                r["in_use"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("default".to_string(), "file".to_string(), true),
+            ("default".to_string(), "keychain".to_string(), false),
+            ("work".to_string(), "file".to_string(), true),
+        ],
+        "{doc}"
+    );
+    // Forgetting it leaves auto, which reads the keychain's copy.
+    cli(&home, &session)
+        .args(["config", "unset", "backend"])
+        .expect(0);
+    let doc = cli(&home, &session)
+        .args(["list", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(doc["profiles"][0]["in_use"], false, "{doc}");
+    assert_eq!(doc["profiles"][1]["in_use"], true, "{doc}");
+
+    // logout --all --backend keychain: the keychain only.
+    let out = cli(&home, &session)
+        .args(["--backend", "keychain", "logout", "--all"])
+        .expect(0);
+    assert!(
+        out.stderr
+            .contains("Removed the credential of profile default from keychain credstore/default"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("from file"), "{}", out.stderr);
+    cli(&home, &session)
+        .args(["--backend", "keychain", "status"])
+        .expect(1);
+    // logout --all: everything left, each place named.
+    let out = cli(&home, &session).args(["logout", "--all"]).expect(0);
+    assert_eq!(
+        out.stderr.matches("Removed the credential").count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    cli(&home, &session).args(["profiles"]).expect(1);
+}
+
+#[test]
+fn a_slow_keychain_call_says_what_it_waits_for_on_a_terminal_only() {
+    let mut session = SecretServiceSession::start();
+    let home = Home::new();
+    cli(&home, &session)
+        .args(["login", "--with-api-key", "--backend", "keychain"])
+        .stdin("sk-slow\n")
+        .expect(0);
+    session.freeze_daemon();
+    let slow = || {
+        cli(&home, &session)
+            .env("CREDSTORE_KEYCHAIN_TIMEOUT", "2")
+            .env("TERM", "xterm")
+            .args(["--backend", "keychain", "status"])
+    };
+    // A terminal: the spinner with the deadline, erased at the end.
+    let (code, shown) = common::on_a_terminal(slow());
+    assert_eq!(code, 4, "{shown}");
+    assert!(shown.contains("waiting for the keychain: "), "{shown}");
+    assert!(shown.contains("(gives up after 2 s)"), "{shown}");
+    assert!(shown.contains("\x1b[2K"), "the line is erased: {shown:?}");
+    assert!(shown.contains("did not answer within 2 s"), "{shown}");
+    // NO_COLOR: one plain line, no animation.
+    let (code, shown) = common::on_a_terminal(slow().env("NO_COLOR", "1"));
+    assert_eq!(code, 4, "{shown}");
+    assert_eq!(
+        shown
+            .matches("waiting for the keychain (credstore gives up after 2 s)")
+            .count(),
+        1,
+        "{shown}"
+    );
+    assert!(
+        !shown.contains('⠋') && !shown.contains("\x1b[2K"),
+        "{shown:?}"
+    );
+    // Not a terminal: nothing but the error.
+    let out = slow().expect(4);
+    assert!(
+        !out.stderr.contains("waiting for the keychain"),
+        "{}",
+        out.stderr
+    );
+    // A fast answer shows nothing, even on a terminal.
+    let (_, shown) = common::on_a_terminal(home.run().env("TERM", "xterm").args([
+        "--backend",
+        "file",
+        "profiles",
+    ]));
+    assert!(!shown.contains("waiting for the"), "{shown}");
+}

@@ -212,3 +212,147 @@ fn deny_refuses_when_the_stored_credential_cannot_be_checked() {
     assert_eq!(out.stdout.trim_end(), ambient);
     assert!(out.stderr.contains("could not check"), "{}", out.stderr);
 }
+
+/// What bash's completion of `words` (the last one being completed) offers,
+/// through the code `credstore completions bash` prints, run by a real bash
+/// in `cwd`.
+fn bash_completes(home: &Home, cwd: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let bin_dir = home.root().join("bin");
+    std::fs::create_dir_all(&bin_dir).expect("bin dir");
+    let link = bin_dir.join("credstore");
+    if !link.exists() {
+        std::os::unix::fs::symlink(common::bin(), &link).expect("symlink");
+    }
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("'{}'", w.replace('\'', r"'\''")))
+        .collect();
+    let script = format!(
+        "source <(credstore completions bash) || exit 9\n\
+         COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_TYPE=9\n\
+         _clap_complete_credstore credstore \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        words = quoted.join(" "),
+        cword = words.len() - 1
+    );
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = home
+        .run()
+        .into_command_with("bash", &["--norc", "--noprofile", "-c", &script])
+        .env("PATH", path)
+        .current_dir(cwd)
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    got.sort();
+    got
+}
+
+#[test]
+fn completion_offers_backends_and_stored_profiles_never_file_names() {
+    let home = Home::new();
+    for p in ["work", "ci"] {
+        home.run()
+            .args([
+                "--profile",
+                p,
+                "login",
+                "--with-api-key",
+                "--backend",
+                "file",
+            ])
+            .stdin("sk-completion-test-key")
+            .expect(0);
+    }
+    std::fs::write(
+        home.store_dir().join("config.toml"),
+        "[[match]]\ndir = \"/srv/x\"\nprofile = \"rules\"\n",
+    )
+    .expect("config");
+    std::fs::set_permissions(
+        home.store_dir().join("config.toml"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    // A directory full of files that must not be offered for a name.
+    let cwd = home.root().join("cwd");
+    std::fs::create_dir_all(&cwd).expect("cwd");
+    for f in ["work.txt", "file-a", "keys.json"] {
+        std::fs::write(cwd.join(f), "x").expect("file");
+    }
+    let c = |words: &[&str]| bash_completes(&home, &cwd, words);
+    assert_eq!(
+        c(&["credstore", "--profile", ""]),
+        ["ci", "default", "rules", "work"]
+    );
+    assert_eq!(c(&["credstore", "--profile", "w"]), ["work"]);
+    assert_eq!(
+        c(&["credstore", "--backend", ""]),
+        ["auto", "file", "keychain", "memory", "vault"]
+    );
+    assert_eq!(c(&["credstore", "--backend", "k"]), ["keychain"]);
+    assert_eq!(c(&["credstore", "migrate", "--to", "v"]), ["vault"]);
+    assert_eq!(c(&["credstore", "config", "set", "env", "d"]), ["deny"]);
+    let commands = c(&["credstore", "pro"]);
+    assert_eq!(commands, ["profiles"]);
+    // Free values and arguments: nothing, least of all the files here.
+    assert!(c(&["credstore", "status", ""])
+        .iter()
+        .all(|w| !w.contains("work.txt")));
+    assert!(c(&["credstore", "register-task", "--base-url", ""]).is_empty());
+    assert!(c(&["credstore", "assertion", "--task-id", ""]).is_empty());
+    // A path option completes paths.
+    assert_eq!(c(&["credstore", "token", "--jwks", "key"]), ["keys.json"]);
+}
+
+#[test]
+fn every_command_has_examples_in_its_long_help() {
+    let home = Home::new();
+    for command in [
+        "login",
+        "logout",
+        "status",
+        "profiles",
+        "token",
+        "assertion",
+        "headers",
+        "register-task",
+        "agent",
+        "exec",
+        "migrate",
+        "doctor",
+        "config",
+        "man",
+        "completions",
+    ] {
+        let out = home.run().args([command, "--help"]).expect(0);
+        let examples = out
+            .stdout
+            .split("Examples:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{command}: no examples: {}", out.stdout));
+        assert!(
+            examples
+                .lines()
+                .next()
+                .is_some_and(|l| l.contains("credstore")),
+            "{command}: {examples}"
+        );
+        // The short help stays short.
+        let short = home.run().args([command, "-h"]).expect(0);
+        assert!(!short.stdout.contains("Examples:"), "{command}");
+    }
+}

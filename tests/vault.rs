@@ -1385,3 +1385,192 @@ fn a_login_to_vault_is_remembered_for_plain_commands() {
     plain().args(["token"]).expect(1);
     plain().args(["--backend", "vault", "token"]).expect(1);
 }
+
+#[test]
+fn profiles_lists_vault_by_list_or_by_the_names_it_knows() {
+    let bao = Bao::start();
+    let home = Home::new();
+    let root = bao.root.clone();
+    let key = format!("sk-listed-{}", random_hex());
+    for p in ["alpha", "beta"] {
+        bao.cli(&home, &root)
+            .args(["--profile", p, "login", "--with-api-key"])
+            .stdin(format!("{key}\n"))
+            .expect(0);
+    }
+    // One that no config names: only a LIST finds it.
+    bao.store(bao.env())
+        .save(&profile("hidden"), &api_key(&key))
+        .unwrap();
+    home.run()
+        .args([
+            "--profile",
+            "local",
+            "login",
+            "--with-api-key",
+            "--backend",
+            "file",
+        ])
+        .stdin(format!("{key}\n"))
+        .expect(0);
+    let listed = |token: &str| -> Vec<(String, String, bool)> {
+        let out = home
+            .run()
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_TOKEN", token)
+            .args(["profiles", "--json"])
+            .expect(0);
+        assert_clean(&[&out], &[&key, token]);
+        out.json()["profiles"]
+            .as_array()
+            .expect("profiles")
+            .iter()
+            .map(|r| {
+                (
+                    r["profile"].as_str().unwrap_or_default().to_string(),
+                    r["backend"].as_str().unwrap_or_default().to_string(),
+                    r["in_use"].as_bool().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let row = |p: &str, b: &str, used: bool| (p.to_string(), b.to_string(), used);
+    assert_eq!(
+        listed(&root),
+        [
+            row("alpha", "vault", true),
+            row("beta", "vault", true),
+            // Its plain commands would read auto: not this copy.
+            row("hidden", "vault", false),
+            row("local", "file", true),
+        ]
+    );
+    // The documented least policy has no `list`: the names config.toml
+    // and the other backends know are asked for one by one.
+    let limited = bao.token_with_policy(
+        "credstore-no-list",
+        r#"
+            path "secret/data/credstore/*"     { capabilities = ["create", "read", "update"] }
+            path "secret/metadata/credstore/*" { capabilities = ["read", "delete"] }
+        "#,
+    );
+    assert_eq!(
+        listed(&limited),
+        [
+            row("alpha", "vault", true),
+            row("beta", "vault", true),
+            row("local", "file", true),
+        ]
+    );
+    // Without VAULT_ADDR, Vault is not searched and not named.
+    let out = home.run().args(["profiles"]).expect(0);
+    assert!(!out.stdout.contains("vault") && !out.stderr.contains("vault"));
+    // A broken Vault is a failure (exit 4) after the rest is listed.
+    let out = home
+        .run()
+        .env("VAULT_ADDR", "http://127.0.0.1:9")
+        .env("VAULT_TOKEN", &root)
+        .env("CREDSTORE_HTTP_TIMEOUT", "2")
+        .args(["profiles"])
+        .expect(4);
+    assert!(out.stdout.contains("local"), "{}", out.stdout);
+    assert!(out.stderr.contains("error: vault"), "{}", out.stderr);
+}
+
+#[test]
+fn a_silent_vault_says_what_it_waits_for_on_a_terminal() {
+    let silent = fake_server(None);
+    let home = Home::new();
+    let run = home
+        .run()
+        .env("VAULT_ADDR", &silent)
+        .env("VAULT_TOKEN", "throwaway-test-token")
+        .env("CREDSTORE_HTTP_TIMEOUT", "2")
+        .env("TERM", "xterm")
+        .args(["--backend", "vault", "token"]);
+    let (code, shown) = common::on_a_terminal(run);
+    assert_eq!(code, 4, "{shown}");
+    assert!(
+        shown.contains(&format!("waiting for Vault at {silent}: ")),
+        "{shown}"
+    );
+    assert!(shown.contains("(gives up after 2 s)"), "{shown}");
+    assert!(!shown.contains("throwaway-test-token"), "{shown}");
+}
+
+#[test]
+fn vault_place_and_auth_api_are_remembered_and_the_environment_still_wins() {
+    let bao = Bao::start();
+    let home = Home::new();
+    let root = bao.root.clone();
+    let key = format!("sk-place-{}", random_hex());
+    bao.cli(&home, &root)
+        .env("CREDSTORE_VAULT_PREFIX", "teams/agents")
+        .args(["--profile", "fleet", "login", "--with-api-key"])
+        .stdin(format!("{key}\n"))
+        .expect(0);
+    assert_eq!(bao.list("secret", "teams/agents"), ["fleet"]);
+    // The address and the prefix are in config.toml now (never the token).
+    let config = std::fs::read_to_string(home.store_dir().join("config.toml")).expect("config");
+    assert!(
+        config.contains(&bao.addr) && config.contains("teams/agents"),
+        "{config}"
+    );
+    assert!(
+        !config.contains(&root) && !config.contains(&key),
+        "{config}"
+    );
+    let out = home
+        .run()
+        .args(["--profile", "fleet", "config", "get", "vault-prefix"])
+        .expect(0);
+    assert_eq!(out.stdout, "teams/agents\n");
+    // Plain commands need only a token.
+    let plain = || {
+        home.run()
+            .env("VAULT_TOKEN", &root)
+            .args(["--profile", "fleet"])
+    };
+    let out = plain().args(["token"]).expect(0);
+    assert_eq!(out.stdout, format!("{key}\n"));
+    // A variable wins over the remembered value.
+    plain()
+        .env("CREDSTORE_VAULT_PREFIX", "elsewhere")
+        .args(["token"])
+        .expect(1);
+    plain()
+        .env("VAULT_ADDR", "http://127.0.0.1:9")
+        .env("CREDSTORE_HTTP_TIMEOUT", "1")
+        .args(["token"])
+        .expect(4);
+    // A bad value is refused before anything is written; so is a
+    // hand-edited one, by key, without repeating it.
+    let before = std::fs::read(home.store_dir().join("config.toml")).expect("config");
+    let out = home
+        .run()
+        .args([
+            "--profile",
+            "fleet",
+            "config",
+            "set",
+            "vault-prefix",
+            "../up",
+        ])
+        .expect(2);
+    assert!(out.stderr.contains("vault_prefix"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(home.store_dir().join("config.toml")).expect("config"),
+        before
+    );
+    std::fs::write(
+        home.store_dir().join("config.toml"),
+        "[profiles.fleet]\nbackend = \"vault\"\nvault_mount = \"a/../../sys\"\n",
+    )
+    .expect("write");
+    let out = plain().args(["token"]).expect(2);
+    assert!(
+        out.stderr.contains("profiles.fleet.vault_mount") && !out.stderr.contains("../../sys"),
+        "{}",
+        out.stderr
+    );
+}

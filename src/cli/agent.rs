@@ -12,20 +12,21 @@ use credstore::{AgentIdentity, Credential, Error, Result};
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
-/// Signature verification options, global to every command.
-#[derive(Debug, Args)]
+/// Signature verification options, on every command that uses an agent
+/// identity.
+#[derive(Debug, Default, Args)]
 pub struct JwksArgs {
     /// Verify every agent identity against this JSON Web Key Set (key chosen
     /// by `kid`; RS256, ES256, EdDSA) [env: CREDSTORE_JWKS]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub jwks: Option<PathBuf>,
 
     /// With a JWKS: require this `iss` claim
-    #[arg(long, global = true, value_name = "ISS")]
+    #[arg(long, value_name = "ISS")]
     pub issuer: Option<String>,
 
     /// With a JWKS: require this `aud` claim
-    #[arg(long, global = true, value_name = "AUD")]
+    #[arg(long, value_name = "AUD")]
     pub audience: Option<String>,
 }
 
@@ -70,6 +71,8 @@ pub struct AssertionArgs {
     /// The task to sign for (from `credstore register-task`)
     #[arg(long, value_name = "ID")]
     pub task_id: String,
+    #[command(flatten)]
+    pub jwks: JwksArgs,
 }
 
 /// `headers` options.
@@ -81,6 +84,8 @@ pub struct HeadersArgs {
     /// Print one JSON object of header name to value
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub jwks: JwksArgs,
 }
 
 /// `register-task` options.
@@ -89,6 +94,8 @@ pub struct RegisterTaskArgs {
     /// The auth API's base URL [env: CREDSTORE_AUTHAPI_BASE_URL]
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+    #[command(flatten)]
+    pub jwks: JwksArgs,
 }
 
 use super::commands::active;
@@ -205,8 +212,14 @@ pub fn register(ctx: &Context, args: &RegisterTaskArgs) -> Result<u8> {
     }
     let resolved = active(ctx)?;
     let identity = agent_identity(&resolved, "register-task")?;
-    let config = RegistrationConfig::from_env(&ctx.env, ctx.names(), args.base_url.as_deref())?;
-    let task_id = register_task(identity, &config)?;
+    let config = RegistrationConfig::from_env(
+        &ctx.settings.environment(&ctx.env),
+        ctx.names(),
+        args.base_url.as_deref(),
+    )?;
+    let what = format!("the auth API at {}", config.base_url());
+    let task_id =
+        super::progress::run(&what, config.timeout(), || register_task(identity, &config))?;
     write_stdout(&format!("{task_id}\n"))?;
     Ok(0)
 }

@@ -16,26 +16,29 @@ use credstore::{Error, Result};
 pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
     match command {
         Command::Login(args) => login(ctx, args),
-        Command::Logout => logout(ctx),
-        Command::Status { json } => status(ctx, *json),
-        Command::Token => token(ctx),
+        Command::Logout { all: false } => logout(ctx),
+        Command::Logout { all: true } => super::profiles::logout_all(ctx),
+        Command::Status {
+            json, all: false, ..
+        } => status(ctx, *json),
+        Command::Status {
+            json, all: true, ..
+        } => super::profiles::status_all(ctx, *json),
+        Command::Profiles { json } => super::profiles::profiles(ctx, *json),
+        Command::Token { .. } => token(ctx),
         Command::Assertion(args) => agent::assertion(ctx, args),
         Command::Headers(args) => agent::headers(ctx, args),
         Command::RegisterTask(args) => agent::register(ctx, args),
         Command::Agent(args) => super::daemon::agent(ctx, args),
         Command::Exec(args) => super::exec::exec(ctx, args),
         Command::Migrate(args) => super::migrate::migrate(ctx, args),
-        Command::Doctor => super::doctor::doctor(ctx),
+        Command::Doctor { .. } => super::doctor::doctor(ctx),
         Command::Config(action) => config(ctx, action),
         Command::Man { dir } => man(dir.as_deref()),
         Command::Completions { shell } => {
-            use clap::CommandFactory;
-            let mut cmd = super::Cli::command();
             // Rendered first, then written in one checked write: a full or
             // closed stdout is an error (exit 4), never a panic.
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "credstore", &mut script);
-            super::write_stdout_bytes(&script)?;
+            super::write_stdout_bytes(&super::completion::registration(*shell)?)?;
             Ok(0)
         }
     }
@@ -294,6 +297,33 @@ fn config(ctx: &Context, action: &ConfigCommand) -> Result<u8> {
                 path.display()
             );
         }
+        ConfigCommand::Get { key } => {
+            let setting = key.setting()?;
+            if let Some(v) = setting.get(&file.profile(&ctx.profile)?) {
+                super::write_stdout(&format!("{}\n", shown(v)))?;
+            }
+        }
+        ConfigCommand::Set { key, value } => {
+            let setting = key.setting()?;
+            let path = file.set(&ctx.profile, setting, Some(value))?;
+            eprintln!(
+                "Profile {}: {} remembered ({}); {} still wins when set.",
+                ctx.profile,
+                setting.key(),
+                path.display(),
+                setting.variable(ctx.names())
+            );
+        }
+        ConfigCommand::Unset { key } => {
+            let setting = key.setting()?;
+            let path = file.set(&ctx.profile, setting, None)?;
+            eprintln!(
+                "Profile {}: {} forgotten ({}).",
+                ctx.profile,
+                setting.key(),
+                path.display()
+            );
+        }
     }
     Ok(0)
 }
@@ -355,7 +385,29 @@ fn remember_backend(
         return Ok(None);
     }
     let wanted = (ctx.backend != BackendKind::Auto).then_some(ctx.backend);
-    config.set_backend(&ctx.profile, wanted).map(Some)
+    let path = config.set_backend(&ctx.profile, wanted)?;
+    if ctx.backend == BackendKind::Vault {
+        // Where in Vault it went, too: plain commands later find it with
+        // only a token in the environment.
+        use credstore::config::Setting;
+        let names = ctx.names();
+        for (setting, vars) in [
+            (
+                Setting::VaultAddr,
+                vec!["VAULT_ADDR".to_string(), "BAO_ADDR".into()],
+            ),
+            (Setting::VaultMount, vec![names.vault_mount()]),
+            (Setting::VaultPrefix, vec![names.vault_prefix()]),
+        ] {
+            for var in vars {
+                if let Some(v) = ctx.env.text(&var)? {
+                    config.set(&ctx.profile, setting, Some(&v))?;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(Some(path))
 }
 
 fn login_summary(report: &Report, ctx: &Context) -> String {
@@ -433,6 +485,21 @@ fn status(ctx: &Context, json: bool) -> Result<u8> {
     if let Some(agent) = ctx.agent_client() {
         return super::daemon::status_via_agent(&agent, json);
     }
+    let (report, code) = status_report(ctx)?;
+    if json {
+        super::write_stdout(&format!("{}\n", report.to_json()))?;
+    } else {
+        super::write_stdout(&report.to_human())?;
+        for w in &report.warnings {
+            eprintln!("warning: {}", w.message);
+        }
+    }
+    Ok(code)
+}
+
+/// The status of `ctx`'s profile and its exit code (0 logged in and not
+/// expired, else 1).
+pub(super) fn status_report(ctx: &Context) -> Result<(Report, u8)> {
     let store = ctx.store()?;
     let resolver = ctx.resolver();
     let now = unix_now();
@@ -473,15 +540,7 @@ fn status(ctx: &Context, json: bool) -> Result<u8> {
         resolved: reported,
         warnings,
     };
-    if json {
-        super::write_stdout(&format!("{}\n", report.to_json()))?;
-    } else {
-        super::write_stdout(&report.to_human())?;
-        for w in &report.warnings {
-            eprintln!("warning: {}", w.message);
-        }
-    }
-    Ok(if logged_in && !expired { 0 } else { 1 })
+    Ok((report, if logged_in && !expired { 0 } else { 1 }))
 }
 
 fn token(ctx: &Context) -> Result<u8> {

@@ -18,6 +18,8 @@ pub struct Context {
     pub no_agent: bool,
     /// The JWKS every agent identity is verified against, when configured.
     pub verifier: Option<Verifier>,
+    /// What the command line chose (for [`Context::for_profile`]).
+    pub selection: Selection,
 }
 
 impl Context {
@@ -29,7 +31,11 @@ impl Context {
             cwd: std::env::current_dir().ok(),
         };
         let settings = Settings::resolve(&env, &EnvNames::default(), &selection)?;
-        let verifier = cli.jwks.verifier(&env, &settings.names)?;
+        // Commands without the options still honour CREDSTORE_JWKS.
+        let verifier = match cli.command.jwks() {
+            Some(args) => args.verifier(&env, &settings.names)?,
+            None => super::agent::JwksArgs::default().verifier(&env, &settings.names)?,
+        };
         Ok(Context {
             env,
             profile: settings.profile.clone(),
@@ -38,6 +44,28 @@ impl Context {
             no_env: cli.no_env,
             no_agent: cli.no_agent,
             verifier,
+            selection,
+        })
+    }
+
+    /// The same command line for another profile (as if `--profile` named
+    /// it): its own remembered backend, unless a flag or the environment
+    /// chose one for every profile.
+    pub fn for_profile(&self, profile: &Profile) -> Result<Context> {
+        let selection = Selection {
+            profile: Some(profile.to_string()),
+            ..self.selection.clone()
+        };
+        let settings = Settings::resolve(&self.env, self.names(), &selection)?;
+        Ok(Context {
+            env: ProcessEnv,
+            profile: settings.profile.clone(),
+            backend: settings.backend,
+            settings,
+            no_env: self.no_env,
+            no_agent: self.no_agent,
+            verifier: self.verifier.clone(),
+            selection,
         })
     }
 
@@ -70,15 +98,37 @@ impl Context {
         if self.backend == BackendKind::Vault {
             self.warn_if_insecure_vault();
         }
-        self.settings
-            .open(&self.env, Box::new(super::backends::print_notice))
+        let store = self
+            .settings
+            .open(&self.env, Box::new(super::backends::print_notice))?;
+        // The calls that can be slow say so on a terminal after 0.5 s.
+        Ok(match self.backend {
+            BackendKind::Keychain | BackendKind::Auto => Box::new(super::progress::Watched::new(
+                store,
+                "the keychain".into(),
+                self.settings.keychain.timeout(),
+            )),
+            BackendKind::Vault => {
+                let (what, limit) = match VaultConfig::from_env(
+                    &self.settings.environment(&self.env),
+                    self.names(),
+                ) {
+                    Ok(c) => (format!("Vault at {}", c.addr()), c.timeout()),
+                    Err(_) => ("Vault".to_string(), credstore::http::DEFAULT_TIMEOUT),
+                };
+                Box::new(super::progress::Watched::new(store, what, limit))
+            }
+            _ => store,
+        })
     }
 
     /// Says so when plain http to a remote Vault was allowed explicitly
     /// (`{PREFIX}_VAULT_ALLOW_HTTP=1`): the token and the credential cross
     /// the network in clear.
     pub fn warn_if_insecure_vault(&self) {
-        if let Ok(config) = VaultConfig::from_env(&self.env, self.names()) {
+        if let Ok(config) =
+            VaultConfig::from_env(&self.settings.environment(&self.env), self.names())
+        {
             if config.insecure_http() {
                 eprintln!(
                     "warning: {} is plain http to a host that is not loopback ({} is set): the \

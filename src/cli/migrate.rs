@@ -11,11 +11,11 @@ use credstore::{Error, Result};
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
     /// Where to move the credential: file, keychain or vault
-    #[arg(long, value_name = "BACKEND")]
+    #[arg(long, value_name = "BACKEND", add = super::completion::backends())]
     pub to: String,
     /// Where it is now: file, keychain, vault or auto [default: the --backend in
     /// effect; with auto, wherever auto reads it from]
-    #[arg(long, value_name = "BACKEND")]
+    #[arg(long, value_name = "BACKEND", add = super::completion::backends())]
     pub from: Option<String>,
 }
 

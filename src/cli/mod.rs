@@ -22,11 +22,14 @@ mod advice;
 mod agent;
 mod backends;
 mod commands;
+mod completion;
 mod context;
 mod daemon;
 mod doctor;
 mod exec;
 mod migrate;
+mod profiles;
+mod progress;
 mod report;
 
 use clap::{Args, Parser, Subcommand};
@@ -43,11 +46,11 @@ pub struct Cli {
     /// Where credentials are stored: auto, file, keychain, memory, vault
     /// [env: CREDSTORE_BACKEND] [default: the profile's in config.toml, else
     /// auto]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", add = completion::backends())]
     pub backend: Option<String>,
 
     /// The credential slot to use [env: CREDSTORE_PROFILE] [default: default]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", add = completion::profiles())]
     pub profile: Option<String>,
 
     /// Ignore CREDSTORE_API_KEY / CREDSTORE_AGENT_IDENTITY (and their _FILE
@@ -60,9 +63,6 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_agent: bool,
 
-    #[command(flatten)]
-    pub jwks: agent::JwksArgs,
-
     #[command(subcommand)]
     pub command: Command,
 }
@@ -71,73 +71,138 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read a credential from stdin, validate it and store it
+    #[command(
+        after_long_help = "Examples:\n  credstore login --with-agent-identity                 # paste, input hidden\n  credstore login --with-api-key --backend file < key.txt\n  credstore --profile work login --with-agent-identity --backend keychain"
+    )]
     Login(LoginArgs),
     /// Remove the profile's stored credential (the environment is untouched)
-    Logout,
+    #[command(
+        after_long_help = "Examples:\n  credstore logout\n  credstore --profile work logout\n  credstore logout --all"
+    )]
+    Logout {
+        /// Remove every profile's stored credential that `credstore profiles`
+        /// lists (with --backend: only those in that backend)
+        #[arg(long)]
+        all: bool,
+    },
     /// Show the active credential: source, kind, claims, expiry, warnings
+    #[command(
+        after_long_help = "Examples:\n  credstore status\n  credstore status --json | jq .identity.expires_in_seconds\n  credstore status --all"
+    )]
     Status {
+        /// Print one JSON document on stdout
+        #[arg(long)]
+        json: bool,
+        /// The status of every profile that holds a credential somewhere
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        jwks: agent::JwksArgs,
+    },
+    /// List every profile stored in every reachable backend (file, keychain,
+    /// Vault when configured): kind, backend, expiry, and which copy is used
+    #[command(visible_alias = "list")]
+    #[command(after_long_help = "Examples:\n  credstore profiles\n  credstore list --json")]
+    Profiles {
         /// Print one JSON document on stdout
         #[arg(long)]
         json: bool,
     },
     /// Print the active credential's raw token on stdout, for scripts
-    Token,
+    #[command(
+        after_long_help = "Examples:\n  curl -H \"Authorization: Bearer $(credstore token)\" https://api.example.com/"
+    )]
+    Token {
+        #[command(flatten)]
+        jwks: agent::JwksArgs,
+    },
     /// Print the `AgentAssertion …` header value for the active agent identity
+    #[command(after_long_help = "Examples:\n  credstore assertion --task-id \"$TASK\"")]
     Assertion(agent::AssertionArgs),
     /// Print the request headers for the active credential (`Name: value`)
+    #[command(
+        after_long_help = "Examples:\n  credstore headers --task-id \"$TASK\"\n  credstore headers --json"
+    )]
     Headers(agent::HeadersArgs),
     /// Register a task for the active agent identity and print its id
+    #[command(
+        after_long_help = "Examples:\n  TASK=$(credstore register-task --base-url https://auth.example.com)"
+    )]
     RegisterTask(agent::RegisterTaskArgs),
     /// Run the signing agent in the foreground: it holds the credential and
     /// answers assertions and headers on a unix socket (mode 0600, your uid
     /// only); the programs that use it never hold the key
+    #[command(
+        after_long_help = "Examples:\n  credstore agent --log ~/agent.log > ~/agent.env &  sleep 1; . ~/agent.env\n  credstore agent --socket /run/user/1000/credstore/a.sock --max-idle 3600"
+    )]
     Agent(daemon::AgentArgs),
     /// Run a command with a signing agent of its own: CREDSTORE_AGENT_SOCK
     /// set, every credential variable removed, the secrets masked in its
     /// output
+    #[command(
+        after_long_help = "Examples:\n  credstore exec -- python agent.py\n  credstore exec --token-env OPENAI_API_KEY -- some-tool"
+    )]
     Exec(exec::ExecArgs),
     /// Move the profile's stored credential to another backend, verify it,
     /// and remove it from where it was (never an environment credential)
+    #[command(
+        after_long_help = "Examples:\n  credstore migrate --to keychain\n  credstore migrate --from file --to vault"
+    )]
     Migrate(migrate::MigrateArgs),
     /// Check every backend, the file permissions and the environment, and
     /// say what to fix (exit 0 healthy, 1 otherwise)
-    Doctor,
+    #[command(after_long_help = "Examples:\n  credstore doctor")]
+    Doctor {
+        #[command(flatten)]
+        jwks: agent::JwksArgs,
+    },
     /// Show or change the settings remembered for the profile (config.toml
     /// in the credential directory; no secret is kept there)
     #[command(subcommand)]
+    #[command(
+        after_long_help = "Examples:\n  credstore config set backend file\n  credstore --profile ci config set env deny\n  credstore config get backend\n  credstore config path"
+    )]
     Config(ConfigCommand),
     /// Print the manual page on stdout (`credstore man | man -l -`), or
     /// write one page per command into a directory
+    #[command(
+        after_long_help = "Examples:\n  credstore man | man -l -\n  credstore man --dir ~/.local/share/man/man1"
+    )]
     Man {
         /// Write credstore.1 and credstore-COMMAND.1 into DIR instead
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
         dir: Option<std::path::PathBuf>,
     },
-    /// Print a shell completion script on stdout
+    /// Print the shell code that completes credstore's commands, options,
+    /// backend and profile names (`source <(credstore completions bash)`)
+    #[command(
+        after_long_help = "Examples:\n  source <(credstore completions bash)\n  credstore completions fish > ~/.config/fish/completions/credstore.fish"
+    )]
     Completions {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
     },
 }
 
-/// `config` actions. The only key today is `backend`.
+/// `config` actions.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the profile's remembered value of KEY (nothing when unset)
     Get {
-        /// backend
+        /// backend, env, vault-addr, vault-mount, vault-prefix or authapi-base-url
         key: ConfigKey,
     },
     /// Remember VALUE for KEY for the profile
     Set {
-        /// backend
+        /// backend, env, vault-addr, vault-mount, vault-prefix or authapi-base-url
         key: ConfigKey,
         /// backend: auto, file, keychain or vault; env: allow, warn or deny
+        #[arg(add = completion::config_values())]
         value: String,
     },
     /// Forget the profile's KEY
     Unset {
-        /// backend
+        /// backend, env, vault-addr, vault-mount, vault-prefix or authapi-base-url
         key: ConfigKey,
     },
     /// Print the config file's path
@@ -152,6 +217,34 @@ pub enum ConfigKey {
     /// When a variable's credential hides a stored one of another account
     /// or kind: allow, warn (default) or deny
     Env,
+    /// The Vault server, when VAULT_ADDR is unset
+    VaultAddr,
+    /// The Vault KV v2 mount, when CREDSTORE_VAULT_MOUNT is unset
+    VaultMount,
+    /// The path prefix under the mount, when CREDSTORE_VAULT_PREFIX is unset
+    VaultPrefix,
+    /// The auth API, when neither --base-url nor CREDSTORE_AUTHAPI_BASE_URL
+    /// is given
+    AuthapiBaseUrl,
+}
+
+impl ConfigKey {
+    /// The remembered setting behind the key (not `backend` or `env`,
+    /// which have their own arms).
+    pub fn setting(self) -> credstore::Result<credstore::config::Setting> {
+        use credstore::config::Setting;
+        Ok(match self {
+            ConfigKey::VaultAddr => Setting::VaultAddr,
+            ConfigKey::VaultMount => Setting::VaultMount,
+            ConfigKey::VaultPrefix => Setting::VaultPrefix,
+            ConfigKey::AuthapiBaseUrl => Setting::AuthapiBaseUrl,
+            ConfigKey::Backend | ConfigKey::Env => {
+                return Err(Error::Usage(
+                    "backend and env are set with their own words".into(),
+                ))
+            }
+        })
+    }
 }
 
 /// `login` options. The secret itself is read from stdin only, never argv.
@@ -167,6 +260,25 @@ pub struct LoginArgs {
     /// Print the summary on stdout as JSON (same fields as `status --json`)
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub jwks: agent::JwksArgs,
+}
+
+impl Command {
+    /// The signature verification options, on the commands that use an
+    /// agent identity.
+    pub fn jwks(&self) -> Option<&agent::JwksArgs> {
+        match self {
+            Command::Login(a) => Some(&a.jwks),
+            Command::Status { jwks, .. } | Command::Token { jwks } | Command::Doctor { jwks } => {
+                Some(jwks)
+            }
+            Command::Assertion(a) => Some(&a.jwks),
+            Command::Headers(a) => Some(&a.jwks),
+            Command::RegisterTask(a) => Some(&a.jwks),
+            _ => None,
+        }
+    }
 }
 
 /// Runs the command line and returns the process exit code.
@@ -179,6 +291,9 @@ pub fn main() -> ExitCode {
         eprintln!("error: could not turn off core dumps ({e}); refusing to handle secrets");
         return ExitCode::from(4);
     }
+    // A shell asking for completions (CREDSTORE_COMPLETE set by the code
+    // `credstore completions SHELL` prints): answer and exit.
+    completion::answer_if_asked();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = refuse_secret_arguments(&args) {
         return code;
@@ -244,11 +359,12 @@ pub(crate) fn write_stdout_bytes(bytes: &[u8]) -> credstore::Result<()> {
 /// left to report it), never a panic.
 pub(crate) fn message(args: std::fmt::Arguments<'_>, newline: bool) {
     use std::io::Write;
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_fmt(args);
-    if newline {
-        let _ = err.write_all(b"\n");
-    }
+    progress::write_stderr(|err| {
+        let _ = err.write_fmt(args);
+        if newline {
+            let _ = err.write_all(b"\n");
+        }
+    });
 }
 
 /// The one mapping from errors to exit codes.

@@ -76,7 +76,7 @@ impl ReportedCredential {
 /// The first 3 and last 4 characters of an API key of 20 characters or
 /// more (`sk-…wxyz`): enough to tell two keys apart, never more than 7
 /// characters of it. Shorter keys get no hint.
-fn key_hint(credential: &Credential) -> Option<String> {
+pub fn key_hint(credential: &Credential) -> Option<String> {
     if credential.agent_identity().is_some() {
         return None;
     }

@@ -156,6 +156,26 @@ impl Store for AutoStore {
     fn describe(&self, profile: &Profile) -> Location {
         self.keychain.describe(profile)
     }
+
+    /// Both places' profiles (a keychain that is not there holds none);
+    /// `None` when the keychain cannot list.
+    fn profiles(&self) -> Result<Option<Vec<Profile>>> {
+        let from_keychain = match self.keychain.profiles() {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(None),
+            Err(e) if is_not_there(&e) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let Some(from_file) = self.file.profiles()? else {
+            return Ok(None);
+        };
+        Ok(Some(crate::store::profile_list(
+            from_keychain
+                .iter()
+                .chain(from_file.iter())
+                .map(Profile::as_str),
+        )))
+    }
 }
 
 /// The keychain backend as a user selects it (`--backend keychain`): the
@@ -201,6 +221,10 @@ impl Store for KeychainFirst {
 
     fn describe(&self, profile: &Profile) -> Location {
         self.keychain.describe(profile)
+    }
+
+    fn profiles(&self) -> Result<Option<Vec<Profile>>> {
+        self.keychain.profiles()
     }
 }
 

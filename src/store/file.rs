@@ -435,4 +435,36 @@ impl Store for FileStore {
             detail: self.path(profile).display().to_string(),
         }
     }
+
+    /// The profiles with a credential file (`auth.json`, `auth.NAME.json`)
+    /// in the directory; a symlink is listed too, so that reading it says
+    /// why it is refused.
+    fn profiles(&self) -> Result<Option<Vec<Profile>>> {
+        if !self.check_home()? {
+            return Ok(Some(Vec::new()));
+        }
+        let entries = fs::read_dir(&self.home).map_err(|e| Error::io("listing", &self.home, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("listing", &self.home, e))?;
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if let Some(name) = entry.file_name().to_str().and_then(profile_of_file) {
+                names.push(name.to_string());
+            }
+        }
+        Ok(Some(super::profile_list(names)))
+    }
+}
+
+/// The profile whose credential file is called `name` (the inverse of
+/// [`file_name`]), if it is one.
+fn profile_of_file(name: &str) -> Option<&str> {
+    if name == "auth.json" {
+        return Some(Profile::DEFAULT);
+    }
+    let middle = name.strip_prefix("auth.")?.strip_suffix(".json")?;
+    // `auth.default.json` is never written (the default is `auth.json`).
+    (middle != Profile::DEFAULT).then_some(middle)
 }

@@ -47,6 +47,10 @@ impl Store for MemoryStore {
         }
     }
 
+    fn profiles(&self) -> Result<Option<Vec<Profile>>> {
+        Ok(Some(super::profile_list(self.entries()?.keys())))
+    }
+
     fn save(&self, profile: &Profile, credential: &StoredCredential) -> Result<Location> {
         let doc = credential.to_document();
         self.entries()?.insert(profile.as_str().to_string(), doc);

@@ -3,6 +3,7 @@
 
 mod auto;
 pub(crate) mod file;
+mod inventory;
 pub mod keychain;
 mod lock;
 mod memory;
@@ -12,11 +13,13 @@ mod vault;
 
 pub use auto::{is_not_there, AutoNotice, AutoStore, KeychainFirst, Notify};
 pub use file::FileStore;
+pub use inventory::{inventory, Held, Inventory, Unreachable};
 pub use keychain::{KeychainOptions, KeychainStore};
 pub use lock::ChangeLock;
 pub use memory::MemoryStore;
 pub use migrate::{is_plaintext, migrate, Migration};
 pub use open::{default_home, ChosenBy, Selection, Settings};
+pub(crate) use vault::{parse_addr, parse_vault_path};
 pub use vault::{VaultConfig, VaultStore};
 
 use crate::error::{Error, Result};
@@ -132,6 +135,29 @@ pub trait Store: Send + Sync {
     fn delete_if(&self, profile: &Profile, _expected: Revision) -> Result<Vec<Location>> {
         self.delete(profile)
     }
+    /// The profiles this backend holds a credential for, sorted, when it
+    /// can list them; `None` when it cannot (a keychain without search, a
+    /// Vault token without `list` on the metadata path): ask for each name
+    /// with [`Store::load`] instead. Reads no secret and changes nothing.
+    fn profiles(&self) -> Result<Option<Vec<Profile>>> {
+        Ok(None)
+    }
+}
+
+/// Sorts and dedups listed profile names (the shape [`Store::profiles`]
+/// returns), skipping any that are not valid profile names.
+pub(crate) fn profile_list<I, S>(names: I) -> Vec<Profile>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut out: Vec<Profile> = names
+        .into_iter()
+        .filter_map(|n| Profile::new(n.as_ref()).ok())
+        .collect();
+    out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    out.dedup();
+    out
 }
 
 /// The backend names accepted by `--backend` / `CREDSTORE_BACKEND`.
@@ -150,9 +176,11 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// Every name [`BackendKind::parse`] accepts.
+    pub const NAMES: [&'static str; 5] = ["auto", "file", "keychain", "memory", "vault"];
+
     /// Parses a backend name; anything else is a usage error.
     pub fn parse(name: &str) -> Result<BackendKind> {
-        const ALL_BACKENDS: [&str; 5] = ["auto", "file", "keychain", "memory", "vault"];
         Ok(match name.trim() {
             "auto" => BackendKind::Auto,
             "file" => BackendKind::File,
@@ -162,7 +190,7 @@ impl BackendKind {
             other => {
                 // The value is not repeated, in case a secret landed here;
                 // a known name close to it is (it is ours, not theirs).
-                let near = ALL_BACKENDS
+                let near = BackendKind::NAMES
                     .iter()
                     .map(|b| (strsim::damerau_levenshtein(other, b), *b))
                     .filter(|(d, b)| *d <= 2 && *d < b.len() / 2 + 1)

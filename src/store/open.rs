@@ -20,7 +20,7 @@ use super::{
     AutoStore, BackendKind, ChangeLock, FileStore, Found, KeychainFirst, KeychainOptions,
     KeychainStore, Location, MemoryStore, Notify, Revision, Store, VaultStore,
 };
-use crate::config::ConfigFile;
+use crate::config::{ConfigFile, ProfileConfig, WithConfig};
 use crate::env::{EnvNames, Environment};
 use crate::error::{Error, Result};
 use crate::profile::Profile;
@@ -84,6 +84,8 @@ pub struct Settings {
     pub home: PathBuf,
     /// The keychain's settings.
     pub keychain: KeychainOptions,
+    /// The profile's settings in config.toml.
+    pub remembered: ProfileConfig,
 }
 
 /// The platform's configuration directory for `app` (`~/.config/<app>`
@@ -162,6 +164,14 @@ impl Settings {
                 },
             },
         };
+        // The profile's remembered Vault and auth API settings. A broken
+        // file was reported above unless a flag or variable chose the
+        // backend; then it is not allowed to stop the command.
+        let remembered = match ConfigFile::new(&home).profile(&profile) {
+            Ok(p) => p,
+            Err(_) if backend_chosen_by != ChosenBy::Config => ProfileConfig::default(),
+            Err(e) => return Err(e),
+        };
         let keychain = KeychainOptions::from_env(env, names)?;
         Ok(Settings {
             names: names.clone(),
@@ -172,7 +182,16 @@ impl Settings {
             backend_chosen_by,
             home,
             keychain,
+            remembered,
         })
+    }
+
+    /// `env` with the profile's remembered settings (config.toml's
+    /// `vault_addr`, `vault_mount`, `vault_prefix`, `authapi_base_url`)
+    /// standing in for the variables that are unset: what every Vault and
+    /// auth API call of this profile reads.
+    pub fn environment<'a>(&'a self, env: &'a dyn Environment) -> WithConfig<'a> {
+        WithConfig::new(env, &self.names, &self.remembered)
     }
 
     /// The config file of this home (`config.toml`).
@@ -223,7 +242,7 @@ impl Settings {
                 notify,
             )),
             BackendKind::Vault => Box::new(Locked {
-                inner: Box::new(VaultStore::from_env(env, &self.names)?),
+                inner: Box::new(VaultStore::from_env(&self.environment(env), &self.names)?),
                 file,
             }),
         })
@@ -236,7 +255,10 @@ impl Settings {
         match kind {
             BackendKind::File => Ok(Box::new(self.file_store())),
             BackendKind::Keychain => Ok(Box::new(KeychainStore::new(self.keychain.clone()))),
-            BackendKind::Vault => Ok(Box::new(VaultStore::from_env(env, &self.names)?)),
+            BackendKind::Vault => Ok(Box::new(VaultStore::from_env(
+                &self.environment(env),
+                &self.names,
+            )?)),
             BackendKind::Memory => Err(Error::Usage(
                 "the memory backend keeps nothing between runs, so nothing can be migrated to or from it"
                     .into(),
@@ -305,6 +327,9 @@ impl Store for Locked {
     fn delete_if(&self, profile: &Profile, expected: Revision) -> Result<Vec<Location>> {
         self.file
             .delete_as_one_change(&|| self.inner.delete_if(profile, expected))
+    }
+    fn profiles(&self) -> Result<Option<Vec<Profile>>> {
+        self.inner.profiles()
     }
 }
 

@@ -184,6 +184,19 @@ impl Run {
     pub fn into_command(self) -> Command {
         self.cmd
     }
+
+    /// `program args` with this run's environment (and nothing else of
+    /// the caller's), e.g. a shell that calls credstore itself.
+    pub fn into_command_with(self, program: &str, args: &[&str]) -> Command {
+        let mut other = Command::new(program);
+        other.env_clear().args(args);
+        for (k, v) in self.cmd.get_envs() {
+            if let Some(v) = v {
+                other.env(k, v);
+            }
+        }
+        other
+    }
 }
 
 /// What a reader finds at a credential path: nothing (`None`) or a whole
@@ -270,4 +283,24 @@ pub fn mode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o7777
+}
+
+/// Runs `run` (its program, arguments and environment) on a pseudo-terminal
+/// through util-linux `script`; returns what the terminal showed.
+pub fn on_a_terminal(run: Run) -> (i32, String) {
+    let mut line = String::new();
+    {
+        let cmd = &run.cmd;
+        for part in std::iter::once(cmd.get_program()).chain(cmd.get_args()) {
+            let part = part.to_str().expect("utf-8");
+            line.push_str(&format!("'{}' ", part.replace('\'', r"'\''")));
+        }
+    }
+    let mut script = run.into_command_with("script", &["-qec", &line, "/dev/null"]);
+    script.stdin(std::process::Stdio::null());
+    let out = script.output().expect("util-linux script");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }

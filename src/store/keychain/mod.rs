@@ -240,6 +240,16 @@ impl Store for KeychainStore {
         })
     }
 
+    /// The profiles with an entry of this service (split parts and the
+    /// probe's name are not profiles); `None` where the platform's store
+    /// cannot search (Windows).
+    fn profiles(&self) -> Result<Option<Vec<Profile>>> {
+        let accounts = self.run("listing the keychain's entries".into(), |ctx| {
+            ctx.accounts()
+        })?;
+        Ok(accounts.map(super::profile_list))
+    }
+
     fn describe(&self, profile: &Profile) -> Location {
         Location {
             kind: SourceKind::Keychain,

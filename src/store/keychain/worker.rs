@@ -165,6 +165,25 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// The accounts of this service, when the platform's store can search
+    /// (`None` when it cannot). Reads no secret.
+    pub(super) fn accounts(&self) -> OpResult<Option<Vec<String>>> {
+        let service = self.options.service();
+        let spec = std::collections::HashMap::from([("service", service)]);
+        match self.store.search(&spec) {
+            Ok(entries) => Ok(Some(
+                entries
+                    .iter()
+                    .filter_map(|e| e.get_specifiers())
+                    .filter(|(s, _)| s == service)
+                    .map(|(_, account)| account)
+                    .collect(),
+            )),
+            Err(keyring_core::Error::NotSupportedByStore(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// One entry's text; `None` only when the keychain says there is none.
     pub(super) fn read_entry(&self, account: &str) -> OpResult<Option<Zeroizing<String>>> {
         match self.entry(account)?.get_password() {

@@ -217,7 +217,7 @@ fn twin_path(
     }
 }
 
-fn parse_addr(raw: &str, var: &str) -> Result<String> {
+pub(crate) fn parse_addr(raw: &str, var: &str) -> Result<String> {
     let addr = raw.trim().trim_end_matches('/');
     let bad = |why: &str| {
         Error::Usage(format!(
@@ -243,7 +243,7 @@ fn parse_addr(raw: &str, var: &str) -> Result<String> {
 /// A mount, prefix or namespace: `/`-separated segments of
 /// `[A-Za-z0-9._-]`, none `.` or `..`; surrounding slashes are dropped.
 /// These characters need no escaping in a URL path.
-pub(super) fn parse_vault_path(raw: &str, var: &str) -> Result<String> {
+pub(crate) fn parse_vault_path(raw: &str, var: &str) -> Result<String> {
     let path = raw.trim().trim_matches('/');
     let ok = !path.is_empty()
         && path.len() <= 256

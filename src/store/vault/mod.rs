@@ -29,6 +29,7 @@ mod config;
 mod errors;
 
 pub use config::VaultConfig;
+pub(crate) use config::{parse_addr, parse_vault_path};
 
 use super::{Found, Location, Revision, SourceKind, Store};
 use crate::credential::claim::describe_json_error;
@@ -414,6 +415,42 @@ impl Store for VaultStore {
                 Ok(self.describe(profile))
             }
             Revision::Untracked => self.save(profile, credential),
+        }
+    }
+
+    /// The profiles under the prefix (a KV v2 LIST of its metadata); `None`
+    /// when the token may not list there (the documented policy does not
+    /// grant `list`), so each name is asked for instead.
+    fn profiles(&self) -> Result<Option<Vec<Profile>>> {
+        #[derive(Deserialize)]
+        struct ListAnswer {
+            data: ListData,
+        }
+        #[derive(Deserialize)]
+        struct ListData {
+            #[serde(default)]
+            keys: Vec<String>,
+        }
+        let path = format!("{}/metadata/{}", self.config.mount, self.config.prefix());
+        let answer = self.authed(Method::Get, &format!("{path}?list=true"), None)?;
+        match answer.status {
+            200 => {
+                let parsed: ListAnswer =
+                    serde_json::from_slice(&answer.body).map_err(|e| Error::CorruptStore {
+                        location: format!("vault {}/{path}", self.client.addr()),
+                        reason: format!(
+                            "the list answer is not what KV v2 sends ({})",
+                            describe_json_error(&e)
+                        ),
+                    })?;
+                // Folders (`name/`) are not profiles; profile_list drops them.
+                Ok(Some(super::profile_list(parsed.data.keys)))
+            }
+            404 if !answer.is_missing_mount() => Ok(Some(Vec::new())),
+            403 => Ok(None),
+            _ => Err(self
+                .client
+                .failure(&answer, "list", &path, Some(&self.config.auth_source()))),
         }
     }
 
