@@ -536,6 +536,13 @@ fn profiles_and_logout_all_cover_the_keychain_and_the_file() {
         out.stderr
     );
     cli(&home, &session).args(["profiles"]).expect(1);
+    // With a keychain on the host, an empty logout names both places.
+    let out = cli(&home, &session).args(["logout"]).expect(1);
+    assert!(
+        out.stderr.contains("keychain credstore/default or file "),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -184,6 +184,15 @@ fn logout_all_removes_every_profile_and_names_each_place() {
     assert!(left.is_empty(), "{left:?}");
     let out = home.run().args(["logout", "--all"]).expect(1);
     assert!(out.stderr.contains("Nothing to remove"), "{}", out.stderr);
+    // No keychain on this host: none is named, by either logout.
+    assert!(!out.stderr.contains("keychain"), "{}", out.stderr);
+    let out = home.run().args(["logout"]).expect(1);
+    assert!(
+        out.stderr.contains("Nothing to remove") && out.stderr.contains("auth.json"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("keychain"), "{}", out.stderr);
     // An environment credential is named and left alone.
     let out = home
         .run()

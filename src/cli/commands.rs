@@ -461,7 +461,7 @@ fn logout(ctx: &Context) -> Result<u8> {
         eprintln!(
             "Nothing to remove: no credential is stored for profile {} ({}).",
             ctx.profile,
-            store.describe(&ctx.profile)
+            searched(ctx, store.as_ref())
         );
         1
     } else {
@@ -479,6 +479,20 @@ fn logout(ctx: &Context) -> Result<u8> {
         }
     }
     Ok(code)
+}
+
+/// Where `logout` looked: for `auto`, the file and — only on a host that
+/// has one — the keychain.
+fn searched(ctx: &Context, store: &dyn credstore::store::Store) -> String {
+    use credstore::store::{is_not_there, KeychainStore, Store};
+    if ctx.backend != BackendKind::Auto {
+        return store.describe(&ctx.profile).to_string();
+    }
+    let file = ctx.settings.file_store().describe(&ctx.profile).to_string();
+    match KeychainStore::new(ctx.settings.keychain.clone()).probe() {
+        Err(e) if is_not_there(&e) => file,
+        _ => format!("{} or {file}", store.describe(&ctx.profile)),
+    }
 }
 
 fn status(ctx: &Context, json: bool) -> Result<u8> {
