@@ -211,6 +211,29 @@ impl FileStore {
         Ok(target)
     }
 
+    /// Removes the file `name` of this directory (and temp files a killed
+    /// writer of it left), under the change lock, and syncs the directory.
+    /// `Ok(false)` when it was not there. A symlink there is refused.
+    pub(crate) fn remove_private(&self, name: &str) -> Result<bool> {
+        if !self.check_home()? {
+            return Ok(false);
+        }
+        let _lock = self.lock_changes()?;
+        let path = self.home.join(name);
+        self.remove_stale_temps(name);
+        if !self.check_target(&path)? {
+            return Ok(false);
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("removing", &path, e)),
+        }
+        platform::sync_dir(&self.home)
+            .map_err(|e| Error::io("syncing directory", &self.home, e))?;
+        Ok(true)
+    }
+
     fn write_atomically(&self, target: &Path, name: &str, bytes: &[u8]) -> Result<()> {
         let tmp = self.home.join(format!(
             ".{name}.{}.{}{TMP_SUFFIX}",
@@ -307,7 +330,8 @@ fn check_ancestors(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn file_name(profile: &Profile) -> String {
+/// The credential file's name for `profile` (`auth.json`, `auth.<profile>.json`).
+pub(crate) fn file_name(profile: &Profile) -> String {
     if profile.is_default() {
         "auth.json".to_string()
     } else {
@@ -410,23 +434,11 @@ impl Store for FileStore {
     }
 
     fn delete(&self, profile: &Profile) -> Result<Vec<Location>> {
-        if !self.check_home()? {
-            return Ok(Vec::new());
-        }
-        let _lock = self.lock_changes()?;
-        let path = self.path(profile);
-        self.remove_stale_temps(&file_name(profile));
-        if !self.check_target(&path)? {
-            return Ok(Vec::new());
-        }
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("removing", &path, e)),
-        }
-        platform::sync_dir(&self.home)
-            .map_err(|e| Error::io("syncing directory", &self.home, e))?;
-        Ok(vec![self.describe(profile)])
+        Ok(if self.remove_private(&file_name(profile))? {
+            vec![self.describe(profile)]
+        } else {
+            Vec::new()
+        })
     }
 
     fn describe(&self, profile: &Profile) -> Location {
