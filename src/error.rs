@@ -41,6 +41,9 @@ pub enum ErrorKind {
     MissingTaskId,
     /// Any other backend failure (exit 4).
     Backend,
+    /// The sealed backend's key cannot be had, or does not open the sealed
+    /// file (exit 4): the message names the file and the fix.
+    SealKey,
 }
 
 /// Everything that can go wrong in credstore.
@@ -198,6 +201,22 @@ pub enum Error {
         origin: String,
     },
 
+    /// The sealed backend has no usable key: none configured, an identity
+    /// file that is missing, empty or kept beside the sealed files,
+    /// `systemd-creds` missing or refusing, or no identity that is a
+    /// recipient of the sealed file (a wrong key). `path` is the file at
+    /// fault (the identity file, the systemd credential or the sealed
+    /// file); nothing was changed. Exit code 4.
+    #[error("{path}: {problem}. Fix: {fix}")]
+    SealKey {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong (never a key or any byte of one).
+        problem: String,
+        /// What to do.
+        fix: String,
+    },
+
     /// Any other backend failure (refused access, locked store, …). Exit 4.
     #[error("{backend} backend: {message}")]
     Backend {
@@ -225,6 +244,7 @@ impl Error {
             | Error::BackendUnavailable { .. }
             | Error::Timeout { .. }
             | Error::Registration { .. }
+            | Error::SealKey { .. }
             | Error::Backend { .. } => 4,
         }
     }
@@ -250,6 +270,7 @@ impl Error {
             Error::Registration { .. } => ErrorKind::Registration,
             Error::MissingTaskId { .. } => ErrorKind::MissingTaskId,
             Error::Backend { .. } => ErrorKind::Backend,
+            Error::SealKey { .. } => ErrorKind::SealKey,
         }
     }
 

@@ -19,11 +19,11 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
     let report = checkup(&ctx.settings, &ctx.env, &ctx.resolver());
     // Written to stdout in one go, so a closed stdout is an error, not a
     // panic.
-    super::write_stdout(&render(&report))?;
+    super::write_stdout(&render(&report, ctx.names()))?;
     Ok(if report.healthy() { 0 } else { 1 })
 }
 
-fn render(report: &Checkup) -> String {
+fn render(report: &Checkup, names: &credstore::env::EnvNames) -> String {
     let mut out = String::new();
     let mut say = |line: String| {
         let _ = writeln!(out, "{line}");
@@ -45,6 +45,7 @@ fn render(report: &Checkup) -> String {
             BackendState::Answers { detail } => {
                 format!("  ok       {name:<9} {detail} answers ({took})")
             }
+            BackendState::Ready { detail } => format!("  ok       {name:<9} {detail} ({took})"),
             BackendState::HoldsCredential { path } => format!(
                 "  ok       {name:<9} {} holds a credential ({took}, plaintext)",
                 path.display()
@@ -55,6 +56,11 @@ fn render(report: &Checkup) -> String {
             ),
             BackendState::Missing { reason } => format!("  missing  {name:<9} {reason} ({took})"),
             BackendState::Failed { error } => format!("  FAILED   {name:<9} {error} ({took})"),
+            BackendState::NotConfigured if name == "sealed" => format!(
+                "  --       {name:<9} not configured (no key: neither {} nor {}=systemd-creds is set)",
+                names.seal_identity_file(),
+                names.seal()
+            ),
             BackendState::NotConfigured => {
                 format!("  --       {name:<9} not configured (VAULT_ADDR is not set)")
             }

@@ -8,6 +8,7 @@ mod lock;
 mod memory;
 mod migrate;
 mod open;
+mod sealed;
 mod vault;
 
 pub use auto::{is_not_there, AutoNotice, AutoStore, KeychainFirst, Notify};
@@ -17,6 +18,10 @@ pub use lock::ChangeLock;
 pub use memory::MemoryStore;
 pub use migrate::{is_plaintext, migrate, Migration};
 pub use open::{default_home, ChosenBy, Selection, Settings};
+pub use sealed::{
+    init_systemd_creds, keygen, KeySource, Protection, SealConfig, SealedStore,
+    DEFAULT_SYSTEMD_CREDENTIAL, SYSTEMD_CREDENTIAL_NAME,
+};
 pub use vault::{VaultConfig, VaultStore};
 
 use crate::error::{Error, Result};
@@ -36,6 +41,8 @@ pub enum SourceKind {
     Vault,
     /// This process's memory.
     Memory,
+    /// An age-encrypted file (`auth.json.age`).
+    Sealed,
 }
 
 impl SourceKind {
@@ -47,6 +54,7 @@ impl SourceKind {
             SourceKind::Keychain => "keychain",
             SourceKind::Vault => "vault",
             SourceKind::Memory => "memory",
+            SourceKind::Sealed => "sealed",
         }
     }
 }
@@ -99,7 +107,7 @@ pub enum Revision {
 /// "nothing stored". `save` replaces the profile's credential as a whole or
 /// not at all. `delete` says every place it removed a credential from.
 pub trait Store: Send + Sync {
-    /// The backend's name (`file`, `keychain`, `memory`, `vault`, `auto`).
+    /// The backend's name (`file`, `keychain`, `memory`, `vault`, `sealed`, `auto`).
     fn name(&self) -> &'static str;
     /// The profile's stored credential and where it was, or `None` when
     /// nothing is stored. One round trip to the backend.
@@ -147,18 +155,21 @@ pub enum BackendKind {
     Memory,
     /// Vault / OpenBao KV v2.
     Vault,
+    /// `auth.json.age` files, encrypted with age (never chosen by `auto`).
+    Sealed,
 }
 
 impl BackendKind {
     /// Parses a backend name; anything else is a usage error.
     pub fn parse(name: &str) -> Result<BackendKind> {
-        const ALL_BACKENDS: [&str; 5] = ["auto", "file", "keychain", "memory", "vault"];
+        const ALL_BACKENDS: [&str; 6] = ["auto", "file", "keychain", "memory", "vault", "sealed"];
         Ok(match name.trim() {
             "auto" => BackendKind::Auto,
             "file" => BackendKind::File,
             "keychain" => BackendKind::Keychain,
             "memory" => BackendKind::Memory,
             "vault" => BackendKind::Vault,
+            "sealed" => BackendKind::Sealed,
             other => {
                 // The value is not repeated, in case a secret landed here;
                 // a known name close to it is (it is ours, not theirs).
@@ -172,7 +183,7 @@ impl BackendKind {
                     None => String::new(),
                 };
                 return Err(Error::Usage(format!(
-                    "unknown backend: {hint}use one of auto, file, keychain, memory, vault"
+                    "unknown backend: {hint}use one of auto, file, keychain, memory, vault, sealed"
                 )));
             }
         })
@@ -186,6 +197,7 @@ impl BackendKind {
             BackendKind::Keychain => "keychain",
             BackendKind::Memory => "memory",
             BackendKind::Vault => "vault",
+            BackendKind::Sealed => "sealed",
         }
     }
 }
