@@ -707,7 +707,9 @@ impl Store for SealedStore {
         let identities = self.config.identities(&path)?;
         let document = credential.to_document();
         let sealed = self.seal(&document, &identities, &path)?;
-        // Never write a file this key cannot open again.
+        // Never write a file this key cannot open again. (This read also
+        // reuses, and wipes, the heap block in which age's stream writer
+        // kept the plaintext chunk: age does not wipe that buffer itself.)
         let back = self.open(&sealed, &identities, &path)?;
         if back[..] != document[..] {
             return Err(Error::Backend {
