@@ -477,9 +477,9 @@ fn systemd_creds_decrypt(credential: &Path, variable: &str) -> Result<Zeroizing<
             problem: "the systemd credential holding the sealed backend's identity does not exist"
                 .into(),
             fix: format!(
-                "create it (an age identity encrypted with `systemd-creds encrypt \
-                 --with-key=auto --name={SYSTEMD_CREDENTIAL_NAME} - {}`), or point {variable} at it",
-                credential.display()
+                "create it there (an age identity encrypted by systemd-creds under the name \
+                 {SYSTEMD_CREDENTIAL_NAME}, with the host key and TPM2 where present), or point \
+                 {variable} at it"
             ),
         });
     }
@@ -860,8 +860,8 @@ pub fn init_systemd_creds(
     let blob = blob.map_err(|why| Error::SealKey {
         path: credential.clone(),
         problem: format!("systemd-creds could not encrypt the new identity: {why}"),
-        fix: "run as root (the host key is root's), or choose another key with systemd-creds' \
-              --with-key (host, tpm2, host+tpm2)"
+        fix: "run as root (the host key is root's), or have systemd-creds encrypt with another \
+              key (host, tpm2, host+tpm2)"
             .into(),
     })?;
     let mut file = platform::create_new_private(&credential)
