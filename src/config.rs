@@ -376,8 +376,8 @@ fn kind_of(message: &str) -> &'static str {
         "an unknown key (a profile takes backend and env; a [[match]] rule takes dir and profile; \
          the top level takes [profiles.NAME] and [[match]])"
     } else if m.starts_with("unknown variant") {
-        "a value that is not one of the allowed ones (backend: auto, file, keychain, vault; env: \
-         allow, warn, deny)"
+        "a value that is not one of the allowed ones (backend: auto, file, keychain, vault, sealed; \
+         env: allow, warn, deny)"
     } else if m.starts_with("invalid type") {
         "a value of the wrong type (settings are quoted strings; profiles are tables)"
     } else if m.starts_with("missing field") {

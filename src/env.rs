@@ -201,6 +201,19 @@ names! {
     /// `{PREFIX}_AGENT_SOCK`: the signing agent's socket; when set, clients
     /// ask the agent instead of resolving a credential themselves.
     agent_sock => "AGENT_SOCK",
+    /// `{PREFIX}_SEAL`: where the sealed backend's key comes from when no
+    /// identity file is named: `systemd-creds`.
+    seal => "SEAL",
+    /// `{PREFIX}_SEAL_IDENTITY_FILE`: the age identity file that opens the
+    /// sealed backend's files (never beside them).
+    seal_identity_file => "SEAL_IDENTITY_FILE",
+    /// `{PREFIX}_SEAL_CREDENTIAL`: the systemd credential holding the age
+    /// identity (default `$HOME/seal-identity.cred`, `HOME` being
+    /// `{PREFIX}_HOME`).
+    seal_credential => "SEAL_CREDENTIAL",
+    /// `{PREFIX}_SEAL_RECIPIENTS`: more age public keys (`age1…`, comma or
+    /// space separated) every sealed file is also encrypted to.
+    seal_recipients => "SEAL_RECIPIENTS",
 }
 
 impl EnvNames {

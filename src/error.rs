@@ -43,6 +43,9 @@ pub enum ErrorKind {
     Backend,
     /// The signing agent cannot be reached, or broke off (exit 4).
     AgentUnavailable,
+    /// The sealed backend's key cannot be had, or does not open the sealed
+    /// file (exit 4): the message names the file and the fix.
+    SealKey,
 }
 
 impl ErrorKind {
@@ -59,7 +62,8 @@ impl ErrorKind {
             | ErrorKind::Timeout
             | ErrorKind::Registration
             | ErrorKind::Backend
-            | ErrorKind::AgentUnavailable => 4,
+            | ErrorKind::AgentUnavailable
+            | ErrorKind::SealKey => 4,
         }
     }
 
@@ -81,13 +85,14 @@ impl ErrorKind {
             ErrorKind::MissingTaskId => "missing_task_id",
             ErrorKind::Backend => "backend",
             ErrorKind::AgentUnavailable => "agent_unavailable",
+            ErrorKind::SealKey => "seal_key",
         }
     }
 
     /// The kind named `name` by [`ErrorKind::as_str`]; an unknown name
     /// (a newer agent) is [`ErrorKind::Backend`].
     pub fn from_name(name: &str) -> ErrorKind {
-        const ALL: [ErrorKind; 14] = [
+        const ALL: [ErrorKind; 15] = [
             ErrorKind::Usage,
             ErrorKind::NoCredential,
             ErrorKind::InvalidCredential,
@@ -102,6 +107,7 @@ impl ErrorKind {
             ErrorKind::MissingTaskId,
             ErrorKind::Backend,
             ErrorKind::AgentUnavailable,
+            ErrorKind::SealKey,
         ];
         ALL.into_iter()
             .find(|k| k.as_str() == name)
@@ -286,6 +292,22 @@ pub enum Error {
         message: String,
     },
 
+    /// The sealed backend has no usable key: none configured, an identity
+    /// file that is missing, empty or kept beside the sealed files,
+    /// `systemd-creds` missing or refusing, or no identity that is a
+    /// recipient of the sealed file (a wrong key). `path` is the file at
+    /// fault (the identity file, the systemd credential or the sealed
+    /// file); nothing was changed. Exit code 4.
+    #[error("{path}: {problem}. Fix: {fix}")]
+    SealKey {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong (never a key or any byte of one).
+        problem: String,
+        /// What to do.
+        fix: String,
+    },
+
     /// Any other backend failure (refused access, locked store, …). Exit 4.
     #[error("{backend} backend: {message}")]
     Backend {
@@ -314,6 +336,7 @@ impl Error {
             | Error::Timeout { .. }
             | Error::Registration { .. }
             | Error::Backend { .. }
+            | Error::SealKey { .. }
             | Error::AgentUnavailable { .. } => 4,
             Error::Agent { kind, .. } => kind.exit_code(),
         }
@@ -342,6 +365,7 @@ impl Error {
             Error::Backend { .. } => ErrorKind::Backend,
             Error::AgentUnavailable { .. } => ErrorKind::AgentUnavailable,
             Error::Agent { kind, .. } => *kind,
+            Error::SealKey { .. } => ErrorKind::SealKey,
         }
     }
 

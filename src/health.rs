@@ -24,7 +24,8 @@ use crate::credential::{rfc3339, unix_now, Claims, EXPIRY_LEEWAY_SECS};
 use crate::env::Environment;
 use crate::resolve::{Resolved, Resolver, Source};
 use crate::store::{
-    is_not_there, AutoStore, BackendKind, KeychainStore, Settings, SourceKind, Store, VaultStore,
+    is_not_there, AutoStore, BackendKind, KeychainStore, SealedStore, Settings, SourceKind, Store,
+    VaultStore,
 };
 use crate::AuthMode;
 use std::fmt;
@@ -204,6 +205,13 @@ pub enum Finding {
         /// Why.
         error: String,
     },
+    /// The sealed backend's key is configured, the backend is not
+    /// selected, and it fails (the key cannot be read, or does not open
+    /// the profile's sealed file).
+    SealedFailsUnselected {
+        /// Why.
+        error: String,
+    },
     /// The selected backend fails.
     SelectedFails {
         /// The backend's name.
@@ -257,6 +265,7 @@ impl Finding {
             Finding::AutoWithoutKeychain { .. } => "auto_without_keychain",
             Finding::MemorySelected => "memory_selected",
             Finding::VaultFailsUnselected { .. } => "vault_fails",
+            Finding::SealedFailsUnselected { .. } => "sealed_fails",
             Finding::SelectedFails { .. } => "backend_fails",
             Finding::AutoFallbackFails { .. } => "auto_fallback_fails",
             Finding::AutoKeychainFails { .. } => "auto_keychain_fails",
@@ -334,6 +343,10 @@ impl fmt::Display for Finding {
             Finding::VaultFailsUnselected { error } => {
                 write!(f, "vault is configured but fails (it is not selected): {error}")
             }
+            Finding::SealedFailsUnselected { error } => write!(
+                f,
+                "the sealed backend's key is configured but fails (it is not selected): {error}"
+            ),
             Finding::SelectedFails { backend, error } => {
                 write!(f, "the {backend} backend is selected but fails: {error}")
             }
@@ -376,6 +389,10 @@ pub fn status_findings(
                 findings.push(Finding::PlaintextActive {
                     path: location.detail.clone(),
                 });
+                findings.extend(loose_home(&settings.home));
+            }
+            // Encrypted: no plaintext warning, but the directory still counts.
+            Source::Stored(location) if location.kind == SourceKind::Sealed => {
                 findings.extend(loose_home(&settings.home));
             }
             Source::Env { variable, .. } => match store.load(&settings.profile) {
@@ -461,7 +478,11 @@ pub fn shadowed_copies(
     let Source::Stored(active) = &resolved.source else {
         return Vec::new(); // env credentials: EnvShadowsStored says it
     };
-    let mut places = vec![BackendKind::File, BackendKind::Keychain];
+    let mut places = vec![
+        BackendKind::File,
+        BackendKind::Keychain,
+        BackendKind::Sealed,
+    ];
     if env.is_set("VAULT_ADDR") || env.is_set("BAO_ADDR") {
         places.push(BackendKind::Vault);
     }
@@ -472,6 +493,7 @@ pub fn shadowed_copies(
             (BackendKind::File, SourceKind::File)
                 | (BackendKind::Keychain, SourceKind::Keychain)
                 | (BackendKind::Vault, SourceKind::Vault)
+                | (BackendKind::Sealed, SourceKind::Sealed)
         );
         if same {
             continue;
@@ -487,6 +509,55 @@ pub fn shadowed_copies(
         }
     }
     findings
+}
+
+/// How the active credential is kept at rest, when it is sealed:
+/// "encrypted at rest (age, N recipients, key from …)" (the recipients
+/// counted in the file's header). `None` for other sources, or when the
+/// sealed file cannot be read.
+pub fn at_rest(settings: &Settings, env: &dyn Environment, resolved: &Resolved) -> Option<String> {
+    let Source::Stored(location) = &resolved.source else {
+        return None;
+    };
+    if location.kind != SourceKind::Sealed {
+        return None;
+    }
+    let store = settings.sealed_store(env).ok()?;
+    let protection = store.protection(&settings.profile).ok()??;
+    Some(protection.to_string())
+}
+
+/// The sealed backend's probe for `doctor`: the key is read (file checks,
+/// or a run of `systemd-creds decrypt`) and opens the profile's sealed file
+/// if there is one.
+fn sealed_probe(store: &SealedStore, profile: &crate::profile::Profile) -> Result<String, String> {
+    let n = store.check_key().map_err(|e| e.to_string())?;
+    let key = store
+        .config()
+        .key_source()
+        .map(|k| k.to_string())
+        .unwrap_or_default();
+    let identities = if n == 1 {
+        "1 identity".to_string()
+    } else {
+        format!("{n} identities")
+    };
+    match store.load(profile) {
+        Ok(Some(_)) => {
+            let how = store
+                .protection(profile)
+                .ok()
+                .flatten()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            Ok(format!("{} opens: {how}", store.path(profile).display()))
+        }
+        Ok(None) => Ok(format!(
+            "key from {key} ({identities}) is readable; no sealed file for this profile ({})",
+            store.path(profile).display()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Credential variables that are set but lose to another one.
@@ -518,6 +589,12 @@ pub enum BackendState {
     /// address and path).
     Answers {
         /// What answered.
+        detail: String,
+    },
+    /// It works; `detail` says what was checked (the sealed backend: the
+    /// key source, and the sealed file it opened).
+    Ready {
+        /// What was checked.
         detail: String,
     },
     /// The file backend holds a credential for the profile at `path`.
@@ -552,6 +629,7 @@ impl BackendState {
         matches!(
             self,
             BackendState::Answers { .. }
+                | BackendState::Ready { .. }
                 | BackendState::HoldsCredential { .. }
                 | BackendState::Empty { .. }
                 | BackendState::AlwaysThere
@@ -562,7 +640,7 @@ impl BackendState {
 /// One backend's probe.
 #[derive(Debug, Clone)]
 pub struct BackendCheck {
-    /// `keychain`, `file`, `vault`, `memory`.
+    /// `keychain`, `file`, `vault`, `sealed`, `memory`.
     pub backend: &'static str,
     /// What it answered.
     pub state: BackendState,
@@ -760,6 +838,31 @@ pub fn checkup(settings: &Settings, env: &dyn Environment, resolver: &Resolver<'
         });
         None
     };
+    // sealed: probed when its key is configured or it is selected (a
+    // bad setting, such as a malformed recipient, is a failure either way).
+    let sealed = settings.sealed_store(env);
+    let (sealed_state, took) = timed(|| match &sealed {
+        Err(e) => Some(Err(e.to_string())),
+        Ok(store)
+            if store.config().key_source().is_none() && settings.backend != BackendKind::Sealed =>
+        {
+            None
+        }
+        Ok(store) => Some(sealed_probe(store, profile)),
+    });
+    backends.push(BackendCheck {
+        backend: "sealed",
+        state: match &sealed_state {
+            None => BackendState::NotConfigured,
+            Some(Ok(detail)) => BackendState::Ready {
+                detail: detail.clone(),
+            },
+            Some(Err(error)) => BackendState::Failed {
+                error: error.clone(),
+            },
+        },
+        took,
+    });
     backends.push(BackendCheck {
         backend: "memory",
         state: BackendState::AlwaysThere,
@@ -809,6 +912,17 @@ pub fn checkup(settings: &Settings, env: &dyn Environment, resolver: &Resolver<'
             Some(Ok(())) => {}
         },
         BackendKind::Memory => findings.push(Finding::MemorySelected),
+        BackendKind::Sealed => {
+            if let Some(Err(e)) = &sealed_state {
+                findings.push(Finding::SelectedFails {
+                    backend: "sealed",
+                    error: e.clone(),
+                });
+            }
+        }
+    }
+    if let (Some(Err(e)), false) = (&sealed_state, settings.backend == BackendKind::Sealed) {
+        findings.push(Finding::SealedFailsUnselected { error: e.clone() });
     }
     if let (Some(Err(e)), false) = (&vault_state, settings.backend == BackendKind::Vault) {
         findings.push(Finding::VaultFailsUnselected { error: e.clone() });
@@ -831,6 +945,10 @@ pub fn checkup(settings: &Settings, env: &dyn Environment, resolver: &Resolver<'
         n.vault_mount(),
         n.vault_prefix(),
         n.authapi_base_url(),
+        n.seal(),
+        n.seal_identity_file(),
+        n.seal_credential(),
+        n.seal_recipients(),
     ];
     shown.extend(SHOWN_STANDARD.iter().map(|s| s.to_string()));
     let mut variables = Vec::new();
@@ -858,6 +976,7 @@ pub fn checkup(settings: &Settings, env: &dyn Environment, resolver: &Resolver<'
         BackendKind::Auto => (keychain_ok || keychain_missing) && file_ok,
         BackendKind::Memory => true,
         BackendKind::Vault => matches!(vault_state, Some(Ok(()))),
+        BackendKind::Sealed => matches!(sealed_state, Some(Ok(_))),
     };
     let active = match resolver.from_env() {
         Err(e) => {

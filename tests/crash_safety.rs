@@ -1,5 +1,5 @@
 //! Crash safety at scale (SPEC §4.1, §8.4): hundreds of `credstore login
-//! --backend file` processes, each SIGKILLed at a random moment of its run
+//! --backend file` (and `--backend sealed`) processes, each SIGKILLed at a random moment of its run
 //! (start-up, reading stdin, parsing, waiting for the lock, writing the temp
 //! file, fsync, rename, directory fsync). After every kill the credential
 //! file must be absent (before the first write) or a whole document — the
@@ -16,47 +16,103 @@
 mod common;
 
 use common::tokens::TokenBuilder;
-use common::{assert_whole, dir_names, mode, Home, Rng};
+use common::{assert_whole, assert_whole_sealed, dir_names, mode, Home, Rng, SealKey};
 use serde_json::json;
 use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const KILLS: usize = 300;
-const LOGIN: [&str; 4] = ["login", "--with-agent-identity", "--backend", "file"];
+const SEALED_KILLS: usize = 200;
 
-fn is_temp(name: &str) -> bool {
-    name.starts_with(".auth.json.") && name.ends_with(".tmp")
+/// One backend under test: how to log in, where the credential lands and
+/// how a reader checks it is whole.
+struct Target<'a> {
+    backend: &'static str,
+    /// The credential file's name in the home.
+    file: &'static str,
+    /// The sealed backend's key (outside the home), when sealed.
+    key: Option<&'a SealKey>,
+    /// Everything the home holds after a finished login.
+    settled: &'static [&'static str],
 }
 
-fn temps(home: &Home) -> Vec<String> {
-    dir_names(&home.store_dir())
-        .into_iter()
-        .filter(|n| is_temp(n))
-        .collect()
-}
+impl Target<'_> {
+    fn is_temp(&self, name: &str) -> bool {
+        name.starts_with(&format!(".{}.", self.file)) && name.ends_with(".tmp")
+    }
 
-/// Starts a login of `token`, feeds stdin, and returns the child.
-fn spawn_login(home: &Home, token: &str) -> std::process::Child {
-    let mut cmd = home.run().args(LOGIN).into_command();
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn login");
-    let mut stdin = child.stdin.take().expect("stdin");
-    // A token is at most 16 KiB: it fits the pipe buffer, so this does not
-    // block; an early kill may close the pipe (EPIPE), which is fine.
-    let _ = stdin.write_all(token.as_bytes());
-    drop(stdin);
-    child
+    fn temps(&self, home: &Home) -> Vec<String> {
+        dir_names(&home.store_dir())
+            .into_iter()
+            .filter(|n| self.is_temp(n))
+            .collect()
+    }
+
+    /// What a reader sees: nothing or a whole known document (panics otherwise).
+    fn read(&self, home: &Home, known: &[String]) -> Option<String> {
+        match self.key {
+            Some(key) => assert_whole_sealed(home, key, known),
+            None => assert_whole(&home.store_dir().join(self.file), known),
+        }
+    }
+
+    /// Starts a login of `token`, feeds stdin, and returns the child.
+    fn spawn_login(&self, home: &Home, token: &str) -> std::process::Child {
+        let mut run =
+            home.run()
+                .args(["login", "--with-agent-identity", "--backend", self.backend]);
+        if let Some(key) = self.key {
+            run = run.seal_key(key);
+        }
+        let mut cmd = run.into_command();
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn login");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // A token is at most 16 KiB: it fits the pipe buffer, so this does not
+        // block; an early kill may close the pipe (EPIPE), which is fine.
+        let _ = stdin.write_all(token.as_bytes());
+        drop(stdin);
+        child
+    }
 }
 
 #[test]
 fn sigkilled_logins_leave_the_old_or_the_new_document() {
+    let home = Home::new();
+    let target = Target {
+        backend: "file",
+        file: "auth.json",
+        key: None,
+        settled: &[".lock", "auth.json"],
+    };
+    sigkilled_logins(&home, &target, KILLS);
+}
+
+/// The sealed backend writes with the file backend's code: the same kills
+/// find the old or the new sealed file, always one that decrypts whole.
+#[test]
+fn sigkilled_sealed_logins_leave_the_old_or_the_new_sealed_file() {
+    let home = Home::new();
+    let key = SealKey::new(&home, "id.txt");
+    let target = Target {
+        backend: "sealed",
+        file: "auth.json.age",
+        key: Some(&key),
+        // The first login remembers the backend (auto never reads sealed);
+        // the calibration logins write config.toml before any kill.
+        settled: &[".lock", "auth.json.age", "config.toml"],
+    };
+    sigkilled_logins(&home, &target, SEALED_KILLS);
+}
+
+fn sigkilled_logins(home: &Home, target: &Target<'_>, kills: usize) {
     let seed = Rng::seed_from("CREDSTORE_CRASH_SEED");
     let mut rng = Rng::new(seed);
-    let home = Home::new();
-    let path = home.auth_json();
+    let path = home.store_dir().join(target.file);
+    let backend = target.backend;
 
     // Small (~700 B) and big (~15 KiB, near the 16 KiB limit) tokens,
     // alternated so that the written document's size varies from one
@@ -77,7 +133,7 @@ fn sigkilled_logins_leave_the_old_or_the_new_document() {
     let mut runs = Vec::new();
     for t in tokens.iter().take(4) {
         let start = Instant::now();
-        let status = spawn_login(&home, t).wait().expect("wait");
+        let status = target.spawn_login(home, t).wait().expect("wait");
         assert!(status.success(), "calibration login failed");
         runs.push(start.elapsed());
     }
@@ -91,18 +147,18 @@ fn sigkilled_logins_leave_the_old_or_the_new_document() {
     let (mut killed, mut completed) = (0usize, 0usize);
     let (mut before_write, mut mid_write, mut after_rename) = (0usize, 0usize, 0usize);
     let mut written_once = false;
-    for i in 0..KILLS {
+    for i in 0..kills {
         let token = &tokens[i % tokens.len()];
-        let before = assert_whole(&path, &tokens);
-        let temps_before = temps(&home);
+        let before = target.read(home, &tokens);
+        let temps_before = target.temps(home);
         let delay = Duration::from_micros(rng.below(max_delay_us));
 
-        let mut child = spawn_login(&home, token);
+        let mut child = target.spawn_login(home, token);
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL; fails harmlessly if it has exited
         let status = child.wait().expect("wait");
 
-        let after = assert_whole(&path, &tokens);
+        let after = target.read(home, &tokens);
         assert!(
             after == before || after.as_deref() == Some(token.as_str()),
             "kill {i} (seed {seed}, delay {delay:?}): the file holds neither the old nor the new document"
@@ -117,12 +173,12 @@ fn sigkilled_logins_leave_the_old_or_the_new_document() {
             written_once = true;
             assert_eq!(mode(&path), 0o600, "kill {i}: mode");
         }
-        let temps_after = temps(&home);
+        let temps_after = target.temps(home);
         if status.success() {
             completed += 1;
             assert_eq!(
                 dir_names(&home.store_dir()),
-                [".lock", "auth.json"],
+                target.settled,
                 "login {i} (seed {seed}) finished: no stray temp file may remain"
             );
         } else {
@@ -139,18 +195,18 @@ fn sigkilled_logins_leave_the_old_or_the_new_document() {
 
     // The next successful write sweeps every temp file a kill left behind.
     let last = &tokens[0];
-    let status = spawn_login(&home, last).wait().expect("wait");
+    let status = target.spawn_login(home, last).wait().expect("wait");
     assert!(status.success());
     assert_eq!(
         dir_names(&home.store_dir()),
-        [".lock", "auth.json"],
+        target.settled,
         "stray temp files after the final write"
     );
-    assert_eq!(assert_whole(&path, &tokens).as_deref(), Some(last.as_str()));
+    assert_eq!(target.read(home, &tokens).as_deref(), Some(last.as_str()));
 
     let elapsed = start.elapsed();
     eprintln!(
-        "crash safety: {KILLS} logins, {killed} SIGKILLed ({before_write} before writing, \
+        "crash safety ({backend}): {kills} logins, {killed} SIGKILLed ({before_write} before writing, \
          {mid_write} mid-write with a temp file left, {after_rename} after the rename), \
          {completed} completed; torn or empty files: 0; stray temp files after the next \
          write: 0; typical login {typical:?}; elapsed {elapsed:.1?}; seed {seed}"
@@ -158,7 +214,7 @@ fn sigkilled_logins_leave_the_old_or_the_new_document() {
     // The test must actually have hit each phase, or it proves little.
     // (Timing on a shared machine varies; a quarter is a loose floor.)
     assert!(
-        killed >= KILLS / 4,
+        killed >= kills / 4,
         "too few kills landed in a run ({killed}, seed {seed})"
     );
     assert!(mid_write > 0, "no kill landed mid-write (seed {seed})");

@@ -858,3 +858,308 @@ fn panic_messages_never_carry_the_secret() {
     .expect_err("panicked");
     c.assert_absent(&panic_message(payload), "unwrap on a corrupt document");
 }
+
+/// The leak sweep on the sealed backend: every command with `--backend
+/// sealed`, on its success and failure paths (wrong, missing and loose
+/// key, a tampered and a cut file, migrate both ways), with the canary
+/// credential: no secret form or piece on stdout (but `token`'s) or stderr,
+/// and no file of the home holds any form of it — the sealed file is
+/// ciphertext, and the plaintext copy is gone after `migrate --to sealed`.
+#[test]
+fn no_sealed_command_leaks_a_secret() {
+    use common::SealKey;
+    let c = Canary::new();
+    let t = &c.token;
+    enum Setup {
+        Nothing,
+        Sealed,
+        Plain,
+        Tampered,
+        Cut,
+    }
+    // (name, setup, args, key: 0 right / 1 wrong / 2 none / 3 loose, stdin, code, token out)
+    type SealedCase<'a> = (
+        &'a str,
+        Setup,
+        Vec<&'a str>,
+        u8,
+        String,
+        i32,
+        Option<&'a str>,
+    );
+    let cases: Vec<SealedCase> = vec![
+        (
+            "login",
+            Setup::Nothing,
+            vec!["login", "--with-agent-identity"],
+            0,
+            t.clone(),
+            0,
+            None,
+        ),
+        (
+            "login api key",
+            Setup::Nothing,
+            vec!["login", "--with-api-key"],
+            0,
+            c.api_key.clone(),
+            0,
+            None,
+        ),
+        (
+            "login --json",
+            Setup::Nothing,
+            vec!["login", "--with-agent-identity", "--json"],
+            0,
+            t.clone(),
+            0,
+            None,
+        ),
+        (
+            "login no key",
+            Setup::Nothing,
+            vec!["login", "--with-agent-identity"],
+            2,
+            t.clone(),
+            4,
+            None,
+        ),
+        (
+            "login loose key",
+            Setup::Sealed,
+            vec!["login", "--with-agent-identity"],
+            3,
+            t.clone(),
+            4,
+            None,
+        ),
+        (
+            "login expired",
+            Setup::Sealed,
+            vec!["login", "--with-agent-identity"],
+            0,
+            c.expired.clone(),
+            3,
+            None,
+        ),
+        (
+            "status",
+            Setup::Sealed,
+            vec!["status"],
+            0,
+            String::new(),
+            0,
+            None,
+        ),
+        (
+            "status --json",
+            Setup::Sealed,
+            vec!["status", "--json"],
+            0,
+            String::new(),
+            0,
+            None,
+        ),
+        (
+            "status wrong key",
+            Setup::Sealed,
+            vec!["status"],
+            1,
+            String::new(),
+            4,
+            None,
+        ),
+        (
+            "status no key",
+            Setup::Sealed,
+            vec!["status", "--json"],
+            2,
+            String::new(),
+            4,
+            None,
+        ),
+        (
+            "token",
+            Setup::Sealed,
+            vec!["token"],
+            0,
+            String::new(),
+            0,
+            Some(t.as_str()),
+        ),
+        (
+            "token tampered",
+            Setup::Tampered,
+            vec!["token"],
+            0,
+            String::new(),
+            4,
+            None,
+        ),
+        (
+            "token cut",
+            Setup::Cut,
+            vec!["token"],
+            0,
+            String::new(),
+            4,
+            None,
+        ),
+        (
+            "token loose key",
+            Setup::Sealed,
+            vec!["token"],
+            3,
+            String::new(),
+            4,
+            None,
+        ),
+        (
+            "headers",
+            Setup::Sealed,
+            vec!["headers", "--task-id", "task-1"],
+            0,
+            String::new(),
+            0,
+            None,
+        ),
+        (
+            "doctor",
+            Setup::Sealed,
+            vec!["doctor"],
+            0,
+            String::new(),
+            0,
+            None,
+        ),
+        (
+            "doctor wrong key",
+            Setup::Sealed,
+            vec!["doctor"],
+            1,
+            String::new(),
+            1,
+            None,
+        ),
+        (
+            "migrate to sealed",
+            Setup::Plain,
+            vec!["migrate", "--to", "sealed", "--from", "file"],
+            0,
+            String::new(),
+            0,
+            None,
+        ),
+        (
+            "migrate to sealed no key",
+            Setup::Plain,
+            vec!["migrate", "--to", "sealed", "--from", "file"],
+            2,
+            String::new(),
+            4,
+            None,
+        ),
+        (
+            "migrate to file",
+            Setup::Sealed,
+            vec!["migrate", "--to", "file", "--from", "sealed"],
+            0,
+            String::new(),
+            0,
+            None,
+        ),
+        (
+            "migrate wrong key",
+            Setup::Sealed,
+            vec!["migrate", "--to", "file", "--from", "sealed"],
+            1,
+            String::new(),
+            4,
+            None,
+        ),
+        (
+            "logout",
+            Setup::Sealed,
+            vec!["logout"],
+            2,
+            String::new(),
+            0,
+            None,
+        ),
+    ];
+    let n = cases.len();
+    for (name, setup, args, key_kind, stdin, code, token_out) in cases {
+        let home = Home::new();
+        let key = SealKey::new(&home, "id.txt");
+        let wrong = SealKey::new(&home, "wrong.txt");
+        let with_key = |run: common::Run| run.seal_key(&key);
+        match setup {
+            Setup::Nothing => {}
+            Setup::Plain => write_private(&home.auth_json(), &agent_doc(t)),
+            Setup::Sealed | Setup::Tampered | Setup::Cut => {
+                with_key(home.run())
+                    .args(["login", "--with-agent-identity", "--backend", "sealed"])
+                    .stdin(t)
+                    .expect(0);
+                let mut bytes = std::fs::read(home.sealed_json()).unwrap();
+                match setup {
+                    Setup::Tampered => {
+                        let at = bytes.len() - 20;
+                        bytes[at] ^= 0x10;
+                    }
+                    Setup::Cut => bytes.truncate(bytes.len() - 17),
+                    _ => {}
+                }
+                std::fs::write(home.sealed_json(), &bytes).unwrap();
+            }
+        }
+        let mut run = home
+            .run()
+            .args(&args)
+            .env("RUST_LOG", "trace")
+            .env("RUST_BACKTRACE", "1")
+            .env("CREDSTORE_BACKEND", "sealed")
+            .stdin(&stdin);
+        run = match key_kind {
+            0 => run.seal_key(&key),
+            1 => run.seal_key(&wrong),
+            3 => {
+                std::fs::set_permissions(
+                    &key.path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o644),
+                )
+                .unwrap();
+                run.seal_key(&key)
+            }
+            _ => run,
+        };
+        let out = run.output();
+        assert_eq!(out.code, code, "{name}: exit code; stderr: {}", out.stderr);
+        match token_out {
+            Some(t) => assert_eq!(out.stdout, format!("{t}\n"), "{name}: token stdout"),
+            None if name == "headers" => {
+                c.assert_absent_signed(&out.stdout, &format!("{name} (stdout)"))
+            }
+            None => c.assert_absent(&out.stdout, &format!("{name} (stdout)")),
+        }
+        c.assert_absent(&out.stderr, &format!("{name} (stderr)"));
+        for (path, bytes) in home.snapshot() {
+            if path.starts_with("store/auth.json") && !path.starts_with("store/auth.json.age") {
+                continue; // the file backend's plaintext, when migrated there
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            for (form, s) in &c.forms {
+                assert!(
+                    !text.contains(s.as_str()),
+                    "{name}: the {form} is in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    eprintln!(
+        "leaks (sealed): {n} invocations checked for {} secret forms and every {WINDOW}-character \
+         piece of them: 0 found; no file of the home holds a form of the canary",
+        c.forms.len()
+    );
+}

@@ -84,3 +84,35 @@ fn kinds_agree_with_exit_codes() {
     assert_eq!(e.kind(), ErrorKind::Usage);
     assert_eq!(e.exit_code(), 2);
 }
+
+/// The sealed backend's key errors: kind SealKey (exit 4), the file named,
+/// no credstore command or flag in the message (the CLI adds `seal keygen`).
+#[test]
+fn sealed_key_errors_are_kind_seal_key_without_cli_words() {
+    use credstore::env::{EnvNames, MapEnv};
+    use credstore::profile::Profile;
+    use credstore::store::{FileStore, SealConfig, SealedStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let stored = credstore::stored::StoredCredential::from_credential(
+        &Credential::parse(AuthMode::ApiKey, b"sk-library-words-01", "t").unwrap(),
+    );
+    let p = Profile::default_profile();
+    for env in [
+        MapEnv::new(),
+        MapEnv::new().with("CREDSTORE_SEAL_IDENTITY_FILE", dir.path().join("missing")),
+        MapEnv::new().with("CREDSTORE_SEAL_IDENTITY_FILE", home.join("beside.key")),
+        MapEnv::new()
+            .with("CREDSTORE_SEAL", "systemd-creds")
+            .with("CREDSTORE_SEAL_CREDENTIAL", dir.path().join("no.cred")),
+    ] {
+        let config = SealConfig::from_env(&env, &EnvNames::default(), &home).unwrap();
+        let e = SealedStore::new(FileStore::new(&home), config)
+            .save(&p, &stored)
+            .expect_err("no usable key");
+        assert_eq!(e.kind(), ErrorKind::SealKey, "{e}");
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.to_string().contains("Fix: "), "{e}");
+        assert_no_cli_words(&e.to_string());
+    }
+}

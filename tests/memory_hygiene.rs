@@ -39,7 +39,8 @@ fn run_child(path: &str) -> (bool, String) {
         .decode(&key_b64)
         .unwrap();
     let payload = token.split('.').nth(1).unwrap().to_string();
-    let patterns = [
+    let mut cmd_env: Vec<(&str, std::path::PathBuf)> = Vec::new();
+    let patterns: [(&str, Vec<u8>); 6] = [
         ("raw Ed25519 seed", seed.to_vec()),
         ("PKCS#8 DER key", der),
         ("base64 private key claim", key_b64.as_bytes().to_vec()),
@@ -56,6 +57,48 @@ fn run_child(path: &str) -> (bool, String) {
             URL_SAFE_NO_PAD.decode(&payload).unwrap()[..40].to_vec(),
         ),
     ];
+    let mut patterns = patterns.to_vec();
+    if path.starts_with("sealed") {
+        // The sealed backend's key: the home, the key outside it, and (to
+        // load) a file sealed to it by the library in this parent process.
+        let home = dir.path().join("home");
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let key = keys.join("id.txt");
+        credstore::store::keygen(&key, &home).unwrap();
+        let identity = std::fs::read_to_string(&key)
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+            .unwrap()
+            .to_string();
+        patterns.push(("age identity (bech32)", identity.into_bytes()));
+        cmd_env.push(("CREDSTORE_SEAL_IDENTITY_FILE", key.clone()));
+        if path == "sealed" {
+            use credstore::store::Store;
+            let env = credstore::env::MapEnv::new().with("CREDSTORE_SEAL_IDENTITY_FILE", &key);
+            let config = credstore::store::SealConfig::from_env(
+                &env,
+                &credstore::env::EnvNames::default(),
+                &home,
+            )
+            .unwrap();
+            let credential = credstore::credential::Credential::parse(
+                credstore::credential::AuthMode::AgentIdentity,
+                token.as_bytes(),
+                "test",
+            )
+            .unwrap();
+            credstore::store::SealedStore::new(credstore::store::FileStore::new(&home), config)
+                .save(
+                    &credstore::profile::Profile::default_profile(),
+                    &credstore::stored::StoredCredential::from_credential(&credential),
+                )
+                .unwrap();
+        }
+    }
     let spec: String = patterns
         .iter()
         .map(|(name, p)| format!("{name}\t{}\n", masked(p)))
@@ -73,6 +116,7 @@ fn run_child(path: &str) -> (bool, String) {
     .env_clear()
     .env("MEMTEST_MODE", path)
     .env("MEMTEST_DIR", dir.path())
+    .envs(cmd_env.iter().map(|(k, v)| (k, v)))
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .stdin(Stdio::piped());
@@ -127,7 +171,7 @@ fn run_child(path: &str) -> (bool, String) {
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
-        if path == "stdin" {
+        if path == "stdin" || path == "sealed-save" {
             stdin.write_all(format!("{token}\n").as_bytes()).unwrap();
         }
     }
@@ -178,6 +222,23 @@ fn no_key_material_in_a_client_of_the_agent() {
     let (clean, report) = run_child("agent_client");
     assert!(clean, "{report}");
     assert!(report.contains("MEMTEST clean (agent_client)"), "{report}");
+}
+
+/// The sealed backend's load path: the identity file read, the identity
+/// parsed, the file decrypted into the document, the document parsed; the
+/// identity (in its bech32 form) is a pattern too.
+#[test]
+fn no_key_material_survives_loading_from_the_sealed_backend() {
+    let (clean, report) = run_child("sealed");
+    assert!(clean, "{report}");
+}
+
+/// The sealed backend's save path (`login --backend sealed`): the token
+/// from stdin, sealed and written, read back, used.
+#[test]
+fn no_key_material_survives_saving_to_the_sealed_backend() {
+    let (clean, report) = run_child("sealed-save");
+    assert!(clean, "{report}");
 }
 
 /// The control: a deliberate copy of the token and of the raw seed must be
@@ -252,6 +313,27 @@ fn load_sign_drop(mode: &str, dir: &std::path::Path) {
         }
         "file" | "leak" => {
             let store = FileStore::new(dir.join("home"));
+            Resolver::new(&ProcessEnv)
+                .resolve(&store, &Profile::default_profile())
+                .unwrap()
+                .unwrap()
+                .credential
+        }
+        "sealed" | "sealed-save" => {
+            use credstore::env::EnvNames;
+            use credstore::store::{SealConfig, SealedStore, Store};
+            let home = dir.join("home");
+            let store = SealedStore::new(
+                FileStore::new(&home),
+                SealConfig::from_env(&ProcessEnv, &EnvNames::default(), &home).unwrap(),
+            );
+            if mode == "sealed-save" {
+                let from_stdin =
+                    credstore::input::credential_from_stdin(AuthMode::AgentIdentity).unwrap();
+                let stored = credstore::stored::StoredCredential::from_credential(&from_stdin);
+                store.save(&Profile::default_profile(), &stored).unwrap();
+                drop((stored, from_stdin));
+            }
             Resolver::new(&ProcessEnv)
                 .resolve(&store, &Profile::default_profile())
                 .unwrap()

@@ -301,7 +301,7 @@ fn completion_offers_backends_and_stored_profiles_never_file_names() {
     assert_eq!(c(&["credstore", "--profile", "w"]), ["work"]);
     assert_eq!(
         c(&["credstore", "--backend", ""]),
-        ["auto", "file", "keychain", "memory", "vault"]
+        ["auto", "file", "keychain", "memory", "sealed", "vault"]
     );
     assert_eq!(c(&["credstore", "--backend", "k"]), ["keychain"]);
     assert_eq!(c(&["credstore", "migrate", "--to", "v"]), ["vault"]);

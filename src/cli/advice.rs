@@ -17,6 +17,10 @@ pub fn error(e: &Error) -> Option<&'static str> {
         Error::AgentIdentityAsApiKey { origin, .. } if !is_variable_name(origin) => {
             Some("Log in with `credstore login --with-agent-identity` (token on stdin).")
         }
+        Error::SealKey { .. } => Some(
+            "(A new key: `credstore seal keygen --out FILE` writes an identity file, kept outside \
+             the credential directory; `credstore seal init` keeps one in systemd-creds.)",
+        ),
         Error::MissingTaskId { .. }
         | Error::Agent {
             kind: credstore::ErrorKind::MissingTaskId,
@@ -34,7 +38,7 @@ pub fn finding(f: &Finding, from_env: bool) -> &'static str {
         Finding::PlaintextActive { .. } => " — prefer --backend keychain on a desktop",
         Finding::PlaintextFileExists { .. } => {
             "; `credstore migrate --to keychain --from file` moves it into the keychain where \
-             there is one"
+             there is one (on a server without one, `--to sealed` encrypts it)"
         }
         Finding::AutoWithoutKeychain { .. } => {
             "; choose explicitly with --backend file or run a keychain service"

@@ -3,7 +3,7 @@
 use super::agent;
 use super::context::Context;
 use super::report::{shown, Report, ReportedCredential, Warning};
-use super::{Command, ConfigCommand, ConfigKey, LoginArgs};
+use super::{Command, ConfigCommand, ConfigKey, LoginArgs, SealCommand};
 use credstore::config::EnvPolicy;
 use credstore::credential::{rfc3339, unix_now, AuthMode};
 use credstore::env::Environment;
@@ -34,6 +34,7 @@ pub fn run(ctx: &Context, command: &Command) -> Result<u8> {
         Command::Migrate(args) => super::migrate::migrate(ctx, args),
         Command::Doctor { .. } => super::doctor::doctor(ctx),
         Command::Config(action) => config(ctx, action),
+        Command::Seal(action) => seal(ctx, action),
         Command::Man { dir } => man(dir.as_deref()),
         Command::Completions { shell } => {
             // Rendered first, then written in one checked write: a full or
@@ -165,6 +166,45 @@ fn quiet_plaintext(ctx: &Context) -> bool {
         ctx.env.text(&ctx.names().no_plaintext_warning()),
         Ok(Some(v)) if v.trim() == "1"
     )
+}
+
+/// `seal keygen` and `seal init`: the public key on stdout (data), what was
+/// done and what to set next on stderr.
+fn seal(ctx: &Context, action: &SealCommand) -> Result<u8> {
+    let names = ctx.names();
+    match action {
+        SealCommand::Keygen { out } => {
+            let public = credstore::store::keygen(out, &ctx.settings.home)?;
+            super::write_stdout(&format!("{public}\n"))?;
+            eprintln!(
+                "Wrote a new age identity to {} (mode 0600); its public key is above. Use it \
+                 with {}={} and --backend sealed; keep a copy somewhere safe (without it the \
+                 sealed files cannot be opened), or add a recovery key to {}.",
+                out.display(),
+                names.seal_identity_file(),
+                out.display(),
+                names.seal_recipients()
+            );
+        }
+        SealCommand::Init { with_key } => {
+            let store = ctx.settings.sealed_store(&ctx.env)?;
+            let (path, public) = credstore::store::init_systemd_creds(
+                &ctx.settings.file_store(),
+                store.config(),
+                with_key,
+            )?;
+            super::write_stdout(&format!("{public}\n"))?;
+            eprintln!(
+                "Made a new age identity, kept encrypted by systemd-creds (--with-key={with_key}) \
+                 in {}; its public key is above. With {}=systemd-creds, --backend sealed uses \
+                 it. It opens only on this machine: add a recovery key to {} to keep a way in.",
+                path.display(),
+                names.seal(),
+                names.seal_recipients()
+            );
+        }
+    }
+    Ok(0)
 }
 
 fn env_policy_name(p: EnvPolicy) -> &'static str {
@@ -540,7 +580,10 @@ pub(super) fn status_report(ctx: &Context) -> Result<(Report, u8)> {
                 .map(|f| Warning::from_finding(f, from_env)),
         );
     }
-    let reported = resolved.as_ref().map(|r| ReportedCredential::new(r, now));
+    let mut reported = resolved.as_ref().map(|r| ReportedCredential::new(r, now));
+    if let (Some(rep), Some(r)) = (reported.as_mut(), resolved.as_ref()) {
+        rep.at_rest = credstore::health::at_rest(&ctx.settings, &ctx.env, r);
+    }
     let expired = reported
         .as_ref()
         .and_then(|r| r.identity.as_ref())

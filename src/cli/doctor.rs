@@ -20,7 +20,7 @@ pub fn doctor(ctx: &Context) -> Result<u8> {
     let (agent, agent_ok) = agent_lines(ctx);
     // Written to stdout in one go, so a closed stdout is an error, not a
     // panic.
-    super::write_stdout(&format!("{}{agent}", render(&report)))?;
+    super::write_stdout(&format!("{}{agent}", render(&report, ctx.names())))?;
     Ok(if report.healthy() && agent_ok { 0 } else { 1 })
 }
 
@@ -71,7 +71,7 @@ fn agent_lines(ctx: &Context) -> (String, bool) {
     }
 }
 
-fn render(report: &Checkup) -> String {
+fn render(report: &Checkup, names: &credstore::env::EnvNames) -> String {
     let mut out = String::new();
     let mut say = |line: String| {
         let _ = writeln!(out, "{line}");
@@ -93,6 +93,7 @@ fn render(report: &Checkup) -> String {
             BackendState::Answers { detail } => {
                 format!("  ok       {name:<9} {detail} answers ({took})")
             }
+            BackendState::Ready { detail } => format!("  ok       {name:<9} {detail} ({took})"),
             BackendState::HoldsCredential { path } => format!(
                 "  ok       {name:<9} {} holds a credential ({took}, plaintext)",
                 path.display()
@@ -103,6 +104,11 @@ fn render(report: &Checkup) -> String {
             ),
             BackendState::Missing { reason } => format!("  missing  {name:<9} {reason} ({took})"),
             BackendState::Failed { error } => format!("  FAILED   {name:<9} {error} ({took})"),
+            BackendState::NotConfigured if name == "sealed" => format!(
+                "  --       {name:<9} not configured (no key: neither {} nor {}=systemd-creds is set)",
+                names.seal_identity_file(),
+                names.seal()
+            ),
             BackendState::NotConfigured => {
                 format!("  --       {name:<9} not configured (VAULT_ADDR is not set)")
             }

@@ -10,10 +10,10 @@ use credstore::{Error, Result};
 /// `migrate` options.
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
-    /// Where to move the credential: file, keychain or vault
+    /// Where to move the credential: file, keychain, vault or sealed
     #[arg(long, value_name = "BACKEND", add = super::completion::backends())]
     pub to: String,
-    /// Where it is now: file, keychain, vault or auto [default: the --backend in
+    /// Where it is now: file, keychain, vault, sealed or auto [default: the --backend in
     /// effect; with auto, wherever auto reads it from]
     #[arg(long, value_name = "BACKEND", add = super::completion::backends())]
     pub from: Option<String>,
@@ -29,7 +29,14 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
     if to_kind == BackendKind::Auto {
         return Err(Error::Usage(
             "--to auto is ambiguous: name the backend to move the credential to (file, \
-             keychain or vault)"
+             keychain, vault or sealed)"
+                .into(),
+        ));
+    }
+    if to_kind == BackendKind::Sealed && from_kind == BackendKind::Sealed {
+        return Err(Error::Usage(
+            "the credential is already sealed; to seal it to other keys, change the key \
+             settings and log in again"
                 .into(),
         ));
     }
@@ -76,7 +83,7 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
     // The remembered backend follows the credential, in the same change,
     // when plain commands read it where it was: the profile remembered the
     // source, or nothing was remembered (auto: keychain or file) and it
-    // went to Vault, which auto never reads. A copy moved out of another
+    // went to Vault or the sealed backend, which auto never reads. A copy moved out of another
     // place leaves the remembered one alone. Moved: a failure here is a
     // warning.
     let plain_read_the_source = match remembered {
@@ -85,7 +92,7 @@ pub fn migrate(ctx: &Context, args: &MigrateArgs) -> Result<u8> {
     };
     let wanted = match remembered {
         Some(_) => Some(to_kind),
-        None if to_kind == BackendKind::Vault => Some(to_kind),
+        None if matches!(to_kind, BackendKind::Vault | BackendKind::Sealed) => Some(to_kind),
         None => None,
     };
     let followed = if plain_read_the_source && wanted.is_some() && wanted != remembered {

@@ -43,8 +43,8 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "credstore", version, about, long_about = None)]
 pub struct Cli {
-    /// Where credentials are stored: auto, file, keychain, memory, vault
-    /// [env: CREDSTORE_BACKEND] [default: the profile's in config.toml, else
+    /// Where credentials are stored: auto, file, keychain, memory, vault,
+    /// sealed [env: CREDSTORE_BACKEND] [default: the profile's in config.toml, else
     /// auto]
     #[arg(long, global = true, value_name = "NAME", add = completion::backends())]
     pub backend: Option<String>,
@@ -163,6 +163,10 @@ pub enum Command {
         after_long_help = "Examples:\n  credstore config set backend file\n  credstore --profile ci config set env deny\n  credstore config get backend\n  credstore config path"
     )]
     Config(ConfigCommand),
+    /// Make the sealed backend's key: an age identity file, or one kept by
+    /// systemd-creds
+    #[command(subcommand)]
+    Seal(SealCommand),
     /// Print the manual page on stdout (`credstore man | man -l -`), or
     /// write one page per command into a directory
     #[command(
@@ -196,7 +200,7 @@ pub enum ConfigCommand {
     Set {
         /// backend, env, vault-addr, vault-mount, vault-prefix or authapi-base-url
         key: ConfigKey,
-        /// backend: auto, file, keychain or vault; env: allow, warn or deny
+        /// backend: auto, file, keychain, vault or sealed; env: allow, warn or deny
         #[arg(add = completion::config_values())]
         value: String,
     },
@@ -207,6 +211,29 @@ pub enum ConfigCommand {
     },
     /// Print the config file's path
     Path,
+}
+
+/// `seal` actions: the key of the sealed backend (never read from a prompt,
+/// never kept beside the sealed files).
+#[derive(Debug, Subcommand)]
+pub enum SealCommand {
+    /// Write a new age identity to FILE (mode 0600; an existing file is
+    /// never replaced) and print its public key on stdout; then set
+    /// CREDSTORE_SEAL_IDENTITY_FILE=FILE
+    Keygen {
+        /// Where to write it (not in the credential directory)
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// With CREDSTORE_SEAL=systemd-creds: make a new age identity kept
+    /// encrypted by systemd-creds (CREDSTORE_SEAL_CREDENTIAL, default
+    /// seal-identity.cred in the credential directory) and print its public key
+    Init {
+        /// The key systemd-creds encrypts with: auto (host key, and TPM2
+        /// where present), host, tpm2, host+tpm2
+        #[arg(long, value_name = "KEY", default_value = "auto")]
+        with_key: String,
+    },
 }
 
 /// The keys `config` knows.

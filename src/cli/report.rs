@@ -53,6 +53,8 @@ pub struct ReportedCredential {
     pub source_detail: String,
     pub auth_mode: &'static str,
     pub identity: Option<Identity>,
+    /// How a sealed credential is kept ("encrypted at rest (age, …)").
+    pub at_rest: Option<String>,
 }
 
 pub struct Identity {
@@ -69,6 +71,7 @@ impl ReportedCredential {
             source_detail: location.detail,
             auth_mode: resolved.credential.auth_mode().as_str(),
             identity: identity(&resolved.credential, now),
+            at_rest: None,
         }
     }
 }
@@ -182,6 +185,9 @@ impl Report {
             _ => "the default",
         };
         line("backend", &format!("{} ({why})", self.backend));
+        if let Some(at_rest) = &r.at_rest {
+            line("storage", &shown(at_rest));
+        }
         match &r.identity {
             None => {
                 line("kind", "API key");

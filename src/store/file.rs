@@ -211,6 +211,29 @@ impl FileStore {
         Ok(target)
     }
 
+    /// Removes the file `name` of this directory (and temp files a killed
+    /// writer of it left), under the change lock, and syncs the directory.
+    /// `Ok(false)` when it was not there. A symlink there is refused.
+    pub(crate) fn remove_private(&self, name: &str) -> Result<bool> {
+        if !self.check_home()? {
+            return Ok(false);
+        }
+        let _lock = self.lock_changes()?;
+        let path = self.home.join(name);
+        self.remove_stale_temps(name);
+        if !self.check_target(&path)? {
+            return Ok(false);
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("removing", &path, e)),
+        }
+        platform::sync_dir(&self.home)
+            .map_err(|e| Error::io("syncing directory", &self.home, e))?;
+        Ok(true)
+    }
+
     fn write_atomically(&self, target: &Path, name: &str, bytes: &[u8]) -> Result<()> {
         let tmp = self.home.join(format!(
             ".{name}.{}.{}{TMP_SUFFIX}",
@@ -307,7 +330,8 @@ fn check_ancestors(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn file_name(profile: &Profile) -> String {
+/// The credential file's name for `profile` (`auth.json`, `auth.<profile>.json`).
+pub(crate) fn file_name(profile: &Profile) -> String {
     if profile.is_default() {
         "auth.json".to_string()
     } else {
@@ -410,23 +434,11 @@ impl Store for FileStore {
     }
 
     fn delete(&self, profile: &Profile) -> Result<Vec<Location>> {
-        if !self.check_home()? {
-            return Ok(Vec::new());
-        }
-        let _lock = self.lock_changes()?;
-        let path = self.path(profile);
-        self.remove_stale_temps(&file_name(profile));
-        if !self.check_target(&path)? {
-            return Ok(Vec::new());
-        }
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("removing", &path, e)),
-        }
-        platform::sync_dir(&self.home)
-            .map_err(|e| Error::io("syncing directory", &self.home, e))?;
-        Ok(vec![self.describe(profile)])
+        Ok(if self.remove_private(&file_name(profile))? {
+            vec![self.describe(profile)]
+        } else {
+            Vec::new()
+        })
     }
 
     fn describe(&self, profile: &Profile) -> Location {
@@ -440,8 +452,16 @@ impl Store for FileStore {
     /// in the directory; a symlink is listed too, so that reading it says
     /// why it is refused.
     fn profiles(&self) -> Result<Option<Vec<Profile>>> {
+        self.profiles_with_suffix("").map(Some)
+    }
+}
+
+impl FileStore {
+    /// The profiles with a file named as the file backend names its own
+    /// plus `suffix` (`.age` for the sealed backend's).
+    pub(crate) fn profiles_with_suffix(&self, suffix: &str) -> Result<Vec<Profile>> {
         if !self.check_home()? {
-            return Ok(Some(Vec::new()));
+            return Ok(Vec::new());
         }
         let entries = fs::read_dir(&self.home).map_err(|e| Error::io("listing", &self.home, e))?;
         let mut names = Vec::new();
@@ -450,11 +470,15 @@ impl Store for FileStore {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
-            if let Some(name) = entry.file_name().to_str().and_then(profile_of_file) {
+            let file = entry.file_name();
+            let Some(name) = file.to_str().and_then(|n| n.strip_suffix(suffix)) else {
+                continue;
+            };
+            if let Some(name) = profile_of_file(name) {
                 names.push(name.to_string());
             }
         }
-        Ok(Some(super::profile_list(names)))
+        Ok(super::profile_list(names))
     }
 }
 

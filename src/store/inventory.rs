@@ -1,7 +1,8 @@
 //! Every stored credential this machine can reach, for `credstore
 //! profiles` (and `status --all`, `logout --all`): each profile in each
 //! backend — the file backend of the home, the keychain when there is one,
-//! Vault when it is configured — with which of the copies plain commands
+//! Vault when it is configured, the sealed files when there is a key or a
+//! file — with which of the copies plain commands
 //! read. Reads stored documents, never an environment credential.
 
 use super::{BackendKind, Found, Settings, Store};
@@ -38,7 +39,7 @@ pub struct Unreachable {
 #[derive(Debug, Default)]
 pub struct Inventory {
     /// Every credential found, by profile name, then in the order file,
-    /// keychain, vault.
+    /// keychain, vault, sealed.
     pub held: Vec<Held>,
     /// Backends that failed (a keychain that is not there at all, or Vault
     /// when it is not configured, is not a failure and is not listed).
@@ -114,6 +115,25 @@ pub fn inventory(
         }
     }
 
+    // The sealed backend when it has a key, or files (which are then
+    // listed with the error that says how to open them).
+    if wanted(BackendKind::Sealed) {
+        match settings.sealed_store(env) {
+            Ok(store) => {
+                let has_files = store
+                    .profiles()
+                    .is_ok_and(|p| p.is_some_and(|p| !p.is_empty()));
+                if store.config().key_source().is_some() || has_files {
+                    stores.push((BackendKind::Sealed, Box::new(store)));
+                }
+            }
+            Err(error) => inv.unreachable.push(Unreachable {
+                backend: BackendKind::Sealed,
+                error,
+            }),
+        }
+    }
+
     // First the names each backend lists; then the ones that cannot list
     // are asked for every name seen anywhere.
     let mut listed: Vec<(BackendKind, &dyn Store, Option<Vec<Profile>>)> = Vec::new();
@@ -184,7 +204,8 @@ fn order(kind: BackendKind) -> u8 {
     match kind {
         BackendKind::File => 0,
         BackendKind::Keychain => 1,
-        _ => 2,
+        BackendKind::Vault => 2,
+        _ => 3,
     }
 }
 

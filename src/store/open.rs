@@ -18,7 +18,8 @@
 
 use super::{
     AutoStore, BackendKind, ChangeLock, FileStore, Found, KeychainFirst, KeychainOptions,
-    KeychainStore, Location, MemoryStore, Notify, Revision, Store, VaultStore,
+    KeychainStore, Location, MemoryStore, Notify, Revision, SealConfig, SealedStore, Store,
+    VaultStore,
 };
 use crate::config::{ConfigFile, ProfileConfig, WithConfig};
 use crate::env::{EnvNames, Environment};
@@ -204,6 +205,16 @@ impl Settings {
         FileStore::new(self.home.clone())
     }
 
+    /// The sealed backend in this home, keyed as the environment says
+    /// (`{PREFIX}_SEAL_IDENTITY_FILE`, `{PREFIX}_SEAL`, …). A bad setting is
+    /// a usage error; no key source is an error only when a key is needed.
+    pub fn sealed_store(&self, env: &dyn Environment) -> Result<SealedStore> {
+        Ok(SealedStore::new(
+            self.file_store(),
+            SealConfig::from_env(env, &self.names, &self.home)?,
+        ))
+    }
+
     /// Takes the change lock (`$HOME/.lock`), for a change of several
     /// steps; stores opened here take it again (re-entrantly) on every
     /// save and delete.
@@ -245,6 +256,8 @@ impl Settings {
                 inner: Box::new(VaultStore::from_env(&self.environment(env), &self.names)?),
                 file,
             }),
+            // Its writes take the change lock themselves (the file backend's).
+            BackendKind::Sealed => Box::new(self.sealed_store(env)?),
         })
     }
 
@@ -259,12 +272,13 @@ impl Settings {
                 &self.environment(env),
                 &self.names,
             )?)),
+            BackendKind::Sealed => Ok(Box::new(self.sealed_store(env)?)),
             BackendKind::Memory => Err(Error::Usage(
                 "the memory backend keeps nothing between runs, so nothing can be migrated to or from it"
                     .into(),
             )),
             BackendKind::Auto => Err(Error::Usage(
-                "auto is not one place: name the backend (file, keychain or vault)".into(),
+                "auto is not one place: name the backend (file, keychain, vault or sealed)".into(),
             )),
         }
     }

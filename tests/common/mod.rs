@@ -304,3 +304,75 @@ pub fn on_a_terminal(run: Run) -> (i32, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+/// A throwaway age identity for the sealed backend, made by credstore's
+/// own `keygen` in `<home root>/keys/<name>` (0700 directory, 0600 file,
+/// outside the credential directory). Never a real key.
+pub struct SealKey {
+    pub path: PathBuf,
+    pub public: String,
+}
+
+impl SealKey {
+    pub fn new(home: &Home, name: &str) -> SealKey {
+        let dir = home.root().join("keys");
+        if !dir.exists() {
+            std::fs::create_dir(&dir).expect("keys dir");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                    .expect("chmod keys dir");
+            }
+        }
+        let path = dir.join(name);
+        let public = credstore::store::keygen(&path, &home.store_dir()).expect("keygen");
+        SealKey { path, public }
+    }
+}
+
+impl Home {
+    /// `auth.json.age` of the default profile.
+    pub fn sealed_json(&self) -> PathBuf {
+        self.store_dir().join("auth.json.age")
+    }
+}
+
+impl Run {
+    /// Uses `key` for the sealed backend (`CREDSTORE_SEAL_IDENTITY_FILE`,
+    /// a path: the key itself is never in the environment).
+    pub fn seal_key(self, key: &SealKey) -> Run {
+        self.env("CREDSTORE_SEAL_IDENTITY_FILE", &key.path)
+    }
+}
+
+/// What a reader finds at a sealed path, opened with `key` through the
+/// library: nothing, or a whole document whose token is one of `known`.
+/// Panics on a file that does not open (torn, empty) or an unknown token.
+pub fn assert_whole_sealed(home: &Home, key: &SealKey, known: &[String]) -> Option<String> {
+    use credstore::store::Store;
+    let env = credstore::env::MapEnv::new().with("CREDSTORE_SEAL_IDENTITY_FILE", &key.path);
+    let config = credstore::store::SealConfig::from_env(
+        &env,
+        &credstore::env::EnvNames::default(),
+        &home.store_dir(),
+    )
+    .expect("seal config");
+    let store = credstore::store::SealedStore::new(
+        credstore::store::FileStore::new(home.store_dir()),
+        config,
+    );
+    let size = std::fs::metadata(home.sealed_json()).map(|m| m.len());
+    match store.load(&credstore::profile::Profile::default_profile()) {
+        Ok(None) => None,
+        Ok(Some(found)) => {
+            let token = found.expose_token();
+            assert!(
+                known.iter().any(|k| k == token),
+                "unknown token in the sealed file"
+            );
+            Some(token.to_string())
+        }
+        Err(e) => panic!("torn or empty sealed file ({size:?} bytes): {e}"),
+    }
+}
