@@ -796,8 +796,12 @@ fn cli_end_to_end() {
     assert_eq!(out.json()["logged_in"], false);
     outs.push(out);
 
-    // Vault config errors: no address, no token.
-    let out = home.run().args(["--backend", "vault", "status"]).expect(4);
+    // Vault config errors: no address (in a home whose config.toml does
+    // not remember one since no login went to Vault there), no token.
+    let out = Home::new()
+        .run()
+        .args(["--backend", "vault", "status"])
+        .expect(4);
     assert!(out.stderr.contains("VAULT_ADDR"), "{}", out.stderr);
     let out = home
         .run()
