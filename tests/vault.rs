@@ -796,8 +796,11 @@ fn cli_end_to_end() {
     assert_eq!(out.json()["logged_in"], false);
     outs.push(out);
 
-    // Vault config errors: no address, no token.
-    let out = home.run().args(["--backend", "vault", "status"]).expect(4);
+    // Vault config errors: no address (in a home that remembers none:
+    // this one's config.toml remembers the address of the login above),
+    // no token.
+    let fresh = Home::new();
+    let out = fresh.run().args(["--backend", "vault", "status"]).expect(4);
     assert!(out.stderr.contains("VAULT_ADDR"), "{}", out.stderr);
     let out = home
         .run()
@@ -1573,4 +1576,223 @@ fn vault_place_and_auth_api_are_remembered_and_the_environment_still_wins() {
         "{}",
         out.stderr
     );
+}
+
+// ---------------------------------------------------------------------------
+// Writes whose outcome is ambiguous
+
+/// What the flaky proxy does with one request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Act {
+    /// Forward it and the answer.
+    Pass,
+    /// Forward it to Vault, then close the client's connection without
+    /// the answer: applied, but the client cannot know.
+    AppliedThenCut,
+    /// Close the client's connection without forwarding: not applied.
+    LostThenCut,
+}
+
+/// Reads one HTTP/1.1 request (head and Content-Length body).
+fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let n = stream.read(&mut chunk).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some(buf);
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A loopback proxy in front of `target` (host:port) that treats each
+/// request as `plan(request line)` says. One request per connection.
+fn flaky_proxy(
+    target: String,
+    plan: impl Fn(&str) -> Act + Send + 'static,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, Act)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut client) = stream else { continue };
+            let Some(request) = read_request(&mut client) else {
+                continue;
+            };
+            let line = String::from_utf8_lossy(&request)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let act = plan(&line);
+            seen.lock().unwrap().push((line, act));
+            if act == Act::LostThenCut {
+                continue; // dropped: the client sees the connection close
+            }
+            let Ok(mut upstream) = TcpStream::connect(&target) else {
+                continue;
+            };
+            // One request per connection, both ways.
+            let text = String::from_utf8_lossy(&request).into_owned();
+            let request = text.replacen("\r\n", "\r\nConnection: close\r\n", 1);
+            let _ = upstream.write_all(request.as_bytes());
+            let mut answer = Vec::new();
+            let _ = upstream.read_to_end(&mut answer);
+            if act == Act::Pass {
+                let _ = client.write_all(&answer);
+            }
+        }
+    });
+    (addr, log)
+}
+
+#[test]
+fn a_write_whose_answer_is_lost_is_read_back_never_doubled_never_a_false_success() {
+    let bao = Bao::start();
+    let target = bao.addr.trim_start_matches("http://").to_string();
+    let p = profile("ambiguous");
+    let data = "POST /v1/secret/data/credstore/ambiguous";
+    let version = |bao: &Bao| {
+        bao.admin_ok("GET", "secret/metadata/credstore/ambiguous", json!({}))["data"]
+            ["current_version"]
+            .as_u64()
+            .unwrap()
+    };
+    bao.store(bao.env())
+        .save(&p, &api_key("sk-base-1"))
+        .unwrap();
+
+    // 1. Applied, answer cut: read back, reported done, written once.
+    let cut_once = std::sync::atomic::AtomicBool::new(false);
+    let (proxy, log) = flaky_proxy(target.clone(), move |line| {
+        if line.starts_with(data) && !cut_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            Act::AppliedThenCut
+        } else {
+            Act::Pass
+        }
+    });
+    let store = bao.store(bao.env().with("VAULT_ADDR", &proxy));
+    let v = store
+        .save_with_cas(&p, &api_key("sk-applied-2"), 1)
+        .unwrap();
+    assert_eq!(v, 2);
+    assert_eq!(version(&bao), 2, "written exactly once");
+    let log = log.lock().unwrap().clone();
+    let writes = log.iter().filter(|(l, _)| l.starts_with(data)).count();
+    assert_eq!(writes, 1, "no second write after the read-back: {log:?}");
+    assert!(
+        log.iter().any(|(l, _)| l.contains("?version=2")),
+        "the outcome was read back: {log:?}"
+    );
+
+    // 2. Lost before Vault saw it: read back (not there), sent again, once.
+    let lost_once = std::sync::atomic::AtomicBool::new(false);
+    let (proxy, log) = flaky_proxy(target.clone(), move |line| {
+        if line.starts_with(data) && !lost_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            Act::LostThenCut
+        } else {
+            Act::Pass
+        }
+    });
+    let store = bao.store(bao.env().with("VAULT_ADDR", &proxy));
+    assert_eq!(
+        store.save_with_cas(&p, &api_key("sk-resent-3"), 2).unwrap(),
+        3
+    );
+    assert_eq!(version(&bao), 3);
+    let writes = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(l, _)| l.starts_with(data))
+        .count();
+    assert_eq!(writes, 2, "the lost write was sent again");
+    assert_eq!(
+        store.load(&p).unwrap().unwrap().expose_token(),
+        "sk-resent-3"
+    );
+
+    // 3. Lost, and meanwhile another writer made the next version: a
+    //    conflict, never a success, and the other writer's value stays.
+    let (root, addr) = (bao.root.clone(), bao.addr.clone());
+    let raced = std::sync::atomic::AtomicBool::new(false);
+    let (proxy, _) = flaky_proxy(target.clone(), move |line| {
+        if line.starts_with(data) && !raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let other = VaultStore::from_env(
+                &MapEnv::new()
+                    .with("VAULT_ADDR", &addr)
+                    .with("VAULT_TOKEN", &root),
+                &EnvNames::default(),
+            )
+            .unwrap();
+            other
+                .save_with_cas(&profile("ambiguous"), &api_key("sk-other-4"), 3)
+                .unwrap();
+            Act::LostThenCut
+        } else {
+            Act::Pass
+        }
+    });
+    let store = bao.store(bao.env().with("VAULT_ADDR", &proxy));
+    let e = store
+        .save_with_cas(&p, &api_key("sk-mine-SECRET"), 3)
+        .unwrap_err();
+    assert_vault_error(&e, "check-and-set conflict");
+    assert!(!e.to_string().contains("sk-mine-SECRET"), "{e}");
+    assert_eq!(version(&bao), 4);
+    assert_eq!(
+        bao.store(bao.env())
+            .load(&p)
+            .unwrap()
+            .unwrap()
+            .expose_token(),
+        "sk-other-4"
+    );
+
+    // 4. Every write cut and every read-back lost too: the outcome stays
+    //    unknown, and the error says so (exit 4) within the deadline.
+    let (proxy, _) = flaky_proxy(target, move |line| {
+        if line.starts_with(data) {
+            Act::AppliedThenCut
+        } else if line.contains("?version=") {
+            Act::LostThenCut
+        } else {
+            Act::Pass
+        }
+    });
+    let store = bao.store(
+        bao.env()
+            .with("VAULT_ADDR", &proxy)
+            .with("CREDSTORE_HTTP_TIMEOUT", "3"),
+    );
+    let started = Instant::now();
+    let e = store
+        .save_with_cas(&p, &api_key("sk-unknown-5"), 4)
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_vault_error(&e, "may or may not have been applied");
+    assert_eq!(version(&bao), 5, "it was applied, once");
 }

@@ -19,8 +19,8 @@ pub use lock::ChangeLock;
 pub use memory::MemoryStore;
 pub use migrate::{is_plaintext, migrate, Migration};
 pub use open::{default_home, ChosenBy, Selection, Settings};
-pub(crate) use vault::{parse_addr, parse_vault_path};
-pub use vault::{VaultConfig, VaultStore};
+pub(crate) use vault::{parse_addrs, parse_vault_path};
+pub use vault::{TokenInfo, VaultConfig, VaultStore};
 
 use crate::error::{Error, Result};
 use crate::profile::Profile;

@@ -116,6 +116,7 @@ mod tests {
         Answer {
             status,
             body: Zeroizing::new(body.as_bytes().to_vec()),
+            node: 0,
         }
     }
 
