@@ -1622,12 +1622,15 @@ fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
     }
 }
 
+/// The request lines a proxy saw and what it did with each.
+type ProxyLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Act)>>>;
+
 /// A loopback proxy in front of `target` (host:port) that treats each
 /// request as `plan(request line)` says. One request per connection.
 fn flaky_proxy(
     target: String,
     plan: impl Fn(&str) -> Act + Send + 'static,
-) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, Act)>>>) {
+) -> (String, ProxyLog) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = format!("http://{}", listener.local_addr().expect("addr"));
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
