@@ -1627,10 +1627,7 @@ type ProxyLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Act)>>>;
 
 /// A loopback proxy in front of `target` (host:port) that treats each
 /// request as `plan(request line)` says. One request per connection.
-fn flaky_proxy(
-    target: String,
-    plan: impl Fn(&str) -> Act + Send + 'static,
-) -> (String, ProxyLog) {
+fn flaky_proxy(target: String, plan: impl Fn(&str) -> Act + Send + 'static) -> (String, ProxyLog) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = format!("http://{}", listener.local_addr().expect("addr"));
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -36,7 +36,7 @@ use zeroize::Zeroizing;
 
 /// Rounds over the addresses before a call gives up (if the deadline has
 /// not ended it first).
-pub(crate) const ROUNDS: u32 = 4;
+pub(crate) const ROUNDS: u32 = 6;
 /// The first pause between rounds; it doubles each round.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// The longest pause between rounds.
@@ -171,6 +171,9 @@ fn served(answer: &Answer) -> Served {
             skip: mentions(answer, "sealed"),
         },
         300..=399 => Served::No { skip: true },
+        // A standby whose KV mount waits for the active node (right after
+        // the mount was made, or while a new leader takes over).
+        400 if mentions(answer, "waiting for the primary to upgrade") => Served::No { skip: false },
         500 | 502 | 504 => Served::Maybe,
         _ => Served::Yes,
     }
@@ -204,6 +207,11 @@ pub(crate) struct Client {
     nodes: Vec<Node>,
     /// The address that answered last: the first one asked next time.
     preferred: AtomicUsize,
+    /// The newest `X-Vault-Index` a write answered with: sent with later
+    /// reads (and `X-Vault-Inconsistent: forward-active-node`), so a
+    /// standby that has not applied that write yet forwards the read to
+    /// the active node instead of answering from an older state.
+    index: std::sync::Mutex<Option<String>>,
     namespace: Option<String>,
     timeout: Duration,
     scope: Scope,
@@ -242,6 +250,7 @@ impl Client {
         Ok(Client {
             nodes,
             preferred: AtomicUsize::new(0),
+            index: std::sync::Mutex::new(None),
             namespace: config.namespace.clone(),
             timeout: config.timeout,
             scope: Scope {
@@ -321,14 +330,12 @@ impl Client {
                         Served::No { skip: s } => {
                             skip[node] |= s;
                             last_answer = Some(answer);
-                            last_broken = None;
                         }
                         Served::Maybe => {
                             if retry == Retry::UntilSent {
                                 return Ok(answer);
                             }
                             last_answer = Some(answer);
-                            last_broken = None;
                         }
                     },
                     Err(Broken::Fatal(error)) => {
@@ -349,11 +356,12 @@ impl Client {
                             error,
                             maybe_applied: false,
                         });
-                        last_answer = None;
                     }
                 }
             }
         }
+        // An answer says more than a connection that failed (a standby
+        // saying that no leader is elected yet, a sealed node…).
         if let Some(answer) = last_answer {
             return Ok(answer);
         }
@@ -379,9 +387,8 @@ impl Client {
         Error::BackendUnavailable {
             backend: BACKEND,
             reason: format!(
-                "none of the {} Vault addresses answered within {} s ({})",
+                "none of the {} Vault addresses answered ({})",
                 self.nodes.len(),
-                self.timeout.as_secs(),
                 each.join("; ")
             ),
             hint: "Check VAULT_ADDR / CREDSTORE_VAULT_ADDRS and that the servers are running (`bao status` / `vault status`).".into(),
@@ -408,6 +415,11 @@ impl Client {
         let what = format!("{} {path}", method.as_str());
         let namespace = self.namespace.as_deref();
         let connect = budget.min(crate::http::MAX_CONNECT_TIMEOUT);
+        let index = match method {
+            Method::Get => self.index.lock().ok().and_then(|i| i.clone()),
+            _ => None,
+        };
+        let index = index.as_deref();
         let sent = match method {
             Method::Get => with_headers(
                 n.agent
@@ -418,6 +430,7 @@ impl Client {
                     .build(),
                 token,
                 namespace,
+                index,
             )
             .call(),
             Method::Delete => with_headers(
@@ -429,6 +442,7 @@ impl Client {
                     .build(),
                 token,
                 namespace,
+                None,
             )
             .call(),
             Method::Post => with_headers(
@@ -440,12 +454,23 @@ impl Client {
                     .build(),
                 token,
                 namespace,
+                None,
             )
             .header("Content-Type", "application/json")
             .send(body.unwrap_or(b"{}")),
         };
         let mut response = sent.map_err(|e| self.transport_error(node, e, &what))?;
         let status = response.status().as_u16();
+        if let Some(i) = response
+            .headers()
+            .get("X-Vault-Index")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 4096 && v.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            if let Ok(mut slot) = self.index.lock() {
+                *slot = Some(i.to_string());
+            }
+        }
         let body = crate::http::read_body(&mut response).map_err(|e| match e {
             ReadError::TooLarge => Broken::Fatal(Error::Backend {
                 backend: BACKEND,
@@ -607,6 +632,7 @@ fn with_headers<B>(
     mut r: ureq::RequestBuilder<B>,
     token: Option<&SecretString>,
     namespace: Option<&str>,
+    index: Option<&str>,
 ) -> ureq::RequestBuilder<B> {
     r = r
         .header("Accept", "application/json")
@@ -616,6 +642,11 @@ fn with_headers<B>(
     }
     if let Some(ns) = namespace {
         r = r.header("X-Vault-Namespace", ns);
+    }
+    if let Some(i) = index {
+        r = r
+            .header("X-Vault-Index", i)
+            .header("X-Vault-Inconsistent", "forward-active-node");
     }
     r
 }

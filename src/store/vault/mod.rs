@@ -338,15 +338,25 @@ impl VaultStore {
                         ),
                     }),
                     400 if errors::mentions(&answer, "check-and-set") => {
-                        if uncertain.is_none() {
+                        let Some(why) = uncertain else {
                             return Err(self.conflict(profile, expected));
-                        }
-                        // An earlier attempt may be the write that is there.
-                        return match self.landed(dl, profile, credential, expected) {
-                            Ok(Landed::Yes(v)) => Ok(v),
-                            Ok(_) => Err(self.conflict(profile, expected)),
-                            Err(e) => Err(self.unknown_outcome(profile, &e)),
                         };
+                        // An earlier attempt may be the write that is there:
+                        // a standby can answer the read-back from a state a
+                        // few milliseconds old, so "not there" is asked
+                        // again before anything is concluded.
+                        for tries in 0..3 {
+                            if tries > 0 && !dl.pause(client::backoff(tries)) {
+                                break;
+                            }
+                            match self.landed(dl, profile, credential, expected) {
+                                Ok(Landed::Yes(v)) => return Ok(v),
+                                Ok(Landed::Other) => return Err(self.conflict(profile, expected)),
+                                Ok(Landed::No) => {}
+                                Err(e) => return Err(self.unknown_outcome(profile, &e)),
+                            }
+                        }
+                        return Err(self.unknown_outcome(profile, &why));
                     }
                     500 | 502 | 504 => self.client.failure(&answer, "write", &path, None),
                     _ => {
