@@ -1796,3 +1796,339 @@ fn a_write_whose_answer_is_lost_is_read_back_never_doubled_never_a_false_success
     assert_vault_error(&e, "may or may not have been applied");
     assert_eq!(version(&bao), 5, "it was applied, once");
 }
+
+// ---------------------------------------------------------------------------
+// Workload identity: JWT login, least privilege per machine, token lifecycle
+
+/// An OIDC-like issuer with a throwaway Ed25519 key, minting workload JWTs
+/// the way a CI system or Kubernetes' projected tokens do.
+struct Issuer {
+    key: ed25519_dalek::SigningKey,
+}
+
+const ISSUER: &str = "https://ci.example.test";
+const AUDIENCE: &str = "credstore-fleet";
+
+impl Issuer {
+    fn new() -> Issuer {
+        Issuer {
+            key: ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng),
+        }
+    }
+
+    /// The public key as PEM (SubjectPublicKeyInfo), for jwt_validation_pubkeys.
+    fn public_pem(&self) -> String {
+        use base64::Engine;
+        let mut der = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        der.extend_from_slice(self.key.verifying_key().as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+    }
+
+    /// A JWT for `sub`, valid now unless `claims` override.
+    fn mint(&self, sub: &str, overrides: Value) -> String {
+        use base64::Engine;
+        use ed25519_dalek::Signer;
+        let now = common::tokens::real_now();
+        let mut claims = json!({
+            "iss": ISSUER, "sub": sub, "aud": AUDIENCE,
+            "iat": now - 5, "nbf": now - 5, "exp": now + 600,
+        });
+        if let (Some(c), Some(o)) = (claims.as_object_mut(), overrides.as_object()) {
+            for (k, v) in o {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+        let enc = |v: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+        };
+        let input = format!(
+            "{}.{}",
+            enc(&json!({"alg": "EdDSA", "typ": "JWT"})),
+            enc(&claims)
+        );
+        let sig = self.key.sign(input.as_bytes());
+        format!(
+            "{input}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes())
+        )
+    }
+}
+
+/// The policy template of README's fleet section: each machine's identity
+/// (the entity alias name, here the JWT's `sub`) reads and writes only
+/// `secret/data/credstore/<its name>/*`.
+fn machine_policy(accessor: &str) -> String {
+    format!(
+        "path \"secret/data/credstore/{{{{identity.entity.aliases.{accessor}.name}}}}/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\n\
+         path \"secret/metadata/credstore/{{{{identity.entity.aliases.{accessor}.name}}}}/*\" {{ capabilities = [\"read\", \"delete\"] }}\n"
+    )
+}
+
+/// JWT auth at `auth/jwt` trusting `issuer`, the templated policy, and one
+/// role per machine (bound to its subject).
+fn set_up_jwt(bao: &Bao, issuer: &Issuer, machines: &[&str], ttl: &str) {
+    bao.admin_ok("POST", "sys/auth/jwt", json!({"type": "jwt"}));
+    bao.admin_ok(
+        "POST",
+        "auth/jwt/config",
+        json!({"jwt_validation_pubkeys": [issuer.public_pem()], "bound_issuer": ISSUER}),
+    );
+    let auths = bao.admin_ok("GET", "sys/auth", json!({}));
+    let accessor = auths["data"]["jwt/"]["accessor"]
+        .as_str()
+        .or_else(|| auths["jwt/"]["accessor"].as_str())
+        .expect("jwt accessor")
+        .to_string();
+    bao.admin_ok(
+        "POST",
+        "sys/policies/acl/machine",
+        json!({"policy": machine_policy(&accessor)}),
+    );
+    for m in machines {
+        bao.admin_ok(
+            "POST",
+            &format!("auth/jwt/role/{m}"),
+            json!({
+                "role_type": "jwt",
+                "bound_audiences": [AUDIENCE],
+                "bound_subject": m,
+                "user_claim": "sub",
+                "token_policies": ["machine"],
+                "token_no_default_policy": false,
+                "token_ttl": ttl,
+                "token_max_ttl": "1h",
+            }),
+        );
+    }
+}
+
+/// The environment of machine `m`: its JWT file and role, its own prefix.
+fn machine_env(bao: &Bao, jwt_file: &std::path::Path, role: &str, prefix_of: &str) -> MapEnv {
+    MapEnv::new()
+        .with("VAULT_ADDR", &bao.addr)
+        .with("CREDSTORE_VAULT_JWT_FILE", jwt_file)
+        .with("CREDSTORE_VAULT_ROLE", role)
+        .with("CREDSTORE_VAULT_PREFIX", format!("credstore/{prefix_of}"))
+}
+
+#[test]
+fn jwt_login_with_a_workload_token_and_each_machine_confined_to_its_own_path() {
+    let bao = Bao::start();
+    let issuer = Issuer::new();
+    set_up_jwt(&bao, &issuer, &["machine-a", "machine-b"], "10m");
+    let dir = tempfile::tempdir().unwrap();
+    let a_file = dir.path().join("a.jwt");
+    let b_file = dir.path().join("b.jwt");
+    let a_jwt = issuer.mint("machine-a", json!({}));
+    std::fs::write(&a_file, format!("{a_jwt}\n")).unwrap();
+    std::fs::write(&b_file, issuer.mint("machine-b", json!({}))).unwrap();
+    let p = profile("default");
+
+    // Each machine logs in with its JWT (no Vault token anywhere) and
+    // stores and reads its own credential.
+    let a = bao.store(machine_env(&bao, &a_file, "machine-a", "machine-a"));
+    assert!(a
+        .config()
+        .auth_source()
+        .contains("JWT login at auth/jwt (role machine-a"));
+    a.save(&p, &api_key("sk-machine-a-1")).unwrap();
+    assert_eq!(
+        a.load(&p).unwrap().unwrap().expose_token(),
+        "sk-machine-a-1"
+    );
+    let b = bao.store(machine_env(&bao, &b_file, "machine-b", "machine-b"));
+    b.save(&p, &api_key("sk-machine-b-SECRET")).unwrap();
+    let stored = bao.admin_ok("GET", "secret/data/credstore/machine-b/default", json!({}));
+    assert_eq!(stored["data"]["data"]["api_key"], "sk-machine-b-SECRET");
+
+    // Machine A on machine B's profile: permission denied, exit 4, for a
+    // read and for a write, and B's credential is untouched.
+    let a_on_b = bao.store(machine_env(&bao, &a_file, "machine-a", "machine-b"));
+    for e in [
+        a_on_b.load(&p).unwrap_err(),
+        a_on_b.save(&p, &api_key("sk-from-a")).unwrap_err(),
+    ] {
+        assert_vault_error(&e, "permission denied");
+        assert_vault_error(&e, "secret/data/credstore/machine-b/default");
+        assert!(!e.to_string().contains("sk-machine-b-SECRET"), "{e}");
+        assert!(!e.to_string().contains(&a_jwt), "{e}");
+    }
+    let stored = bao.admin_ok("GET", "secret/data/credstore/machine-b/default", json!({}));
+    assert_eq!(stored["data"]["data"]["api_key"], "sk-machine-b-SECRET");
+    assert_eq!(stored["data"]["metadata"]["version"], 1);
+
+    // The same through the CLI: A's own profile works, B's gives exit 4.
+    let home = Home::new();
+    let cli = |prefix: &str| {
+        home.run()
+            .args(["--backend", "vault"])
+            .env("VAULT_ADDR", &bao.addr)
+            .env("CREDSTORE_VAULT_JWT_FILE", &a_file)
+            .env("CREDSTORE_VAULT_ROLE", "machine-a")
+            .env("CREDSTORE_VAULT_PREFIX", format!("credstore/{prefix}"))
+    };
+    let login = cli("machine-a")
+        .args(["login", "--with-api-key"])
+        .stdin("sk-machine-a-cli\n")
+        .expect(0);
+    let token = cli("machine-a").args(["token"]).expect(0);
+    assert_eq!(token.stdout, "sk-machine-a-cli\n");
+    let denied = cli("machine-b").args(["token"]).expect(4);
+    assert!(
+        denied.stderr.contains("permission denied"),
+        "{}",
+        denied.stderr
+    );
+    assert!(!denied.stdout.contains("sk-machine-b"), "{}", denied.stdout);
+    for out in [&login, &token, &denied] {
+        out.assert_no_secret(&a_jwt, "jwt cli");
+        out.assert_no_secret("sk-machine-b-SECRET", "jwt cli");
+    }
+
+    // Refused logins: exit 4, a message naming the role and the file, and
+    // neither the JWT nor Vault's own text.
+    let bad = dir.path().join("bad.jwt");
+    let now = common::tokens::real_now();
+    let cases = [
+        (
+            "expired",
+            issuer.mint(
+                "machine-a",
+                json!({"iat": now - 7200, "nbf": now - 7200, "exp": now - 3600}),
+            ),
+            "machine-a",
+        ),
+        (
+            "wrong audience",
+            issuer.mint("machine-a", json!({"aud": "someone-else"})),
+            "machine-a",
+        ),
+        (
+            "another machine's role",
+            issuer.mint("machine-a", json!({})),
+            "machine-b",
+        ),
+        (
+            "no such role",
+            issuer.mint("machine-a", json!({})),
+            "machine-z",
+        ),
+        (
+            "another issuer's key",
+            Issuer::new().mint("machine-a", json!({})),
+            "machine-a",
+        ),
+    ];
+    for (what, jwt, role) in cases {
+        std::fs::write(&bad, &jwt).unwrap();
+        let store = bao.store(machine_env(&bao, &bad, role, "machine-a"));
+        let e = store.load(&p).unwrap_err();
+        assert_vault_error(&e, "was refused");
+        assert_vault_error(&e, &format!("role {role}"));
+        assert_vault_error(&e, "bad.jwt");
+        let msg = e.to_string();
+        assert!(!msg.contains(&jwt), "{what}: the JWT is in {msg}");
+        let out = home
+            .run()
+            .args(["--backend", "vault", "status"])
+            .env("VAULT_ADDR", &bao.addr)
+            .env("CREDSTORE_VAULT_JWT_FILE", &bad)
+            .env("CREDSTORE_VAULT_ROLE", role)
+            .expect(4);
+        assert!(out.stderr.contains("was refused"), "{what}: {}", out.stderr);
+        out.assert_no_secret(&jwt, what);
+    }
+    // A missing JWT file: exit 4 naming it.
+    let store = bao.store(machine_env(
+        &bao,
+        &dir.path().join("none.jwt"),
+        "machine-a",
+        "machine-a",
+    ));
+    assert_vault_error(&store.load(&p).unwrap_err(), "none.jwt");
+}
+
+#[test]
+fn the_jwt_file_is_read_again_at_each_login_and_tokens_are_renewed_or_replaced() {
+    let bao = Bao::start();
+    let issuer = Issuer::new();
+    // Login tokens live 6 s: renewed after 4 s, replaced after 5.4 s.
+    set_up_jwt(&bao, &issuer, &["machine-a"], "6s");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.jwt");
+    std::fs::write(&file, issuer.mint("machine-a", json!({}))).unwrap();
+    let p = profile("default");
+    let store = bao.store(machine_env(&bao, &file, "machine-a", "machine-a"));
+    store.save(&p, &api_key("sk-life-1")).unwrap();
+    let info = store.token_info().unwrap();
+    assert!(info.policies.contains(&"machine".to_string()), "{info:?}");
+    assert!(info.renewable, "{info:?}");
+    let ttl = info.ttl.expect("a login token expires");
+    assert!(
+        ttl <= Duration::from_secs(6) && ttl >= Duration::from_secs(3),
+        "{ttl:?}"
+    );
+    let tokens = |bao: &Bao| {
+        let (status, answer) = bao.admin("GET", "auth/token/accessors?list=true", None);
+        assert_eq!(status, 200);
+        answer["data"]["keys"]
+            .as_array()
+            .map(|k| k.len())
+            .unwrap_or(0)
+    };
+    let before = tokens(&bao);
+
+    // Near expiry, a renewable token is renewed (no new login).
+    std::thread::sleep(Duration::from_millis(4300));
+    assert!(store.load(&p).unwrap().is_some());
+    assert_eq!(tokens(&bao), before, "renewed, not a new login");
+    let renewed = store.token_info().unwrap().ttl.unwrap();
+    assert!(
+        renewed > Duration::from_secs(4),
+        "renewed lease {renewed:?}"
+    );
+
+    // The JWT rotates on disk; once the token is gone the next login reads
+    // the file again: a broken file now fails, a new valid one works.
+    std::fs::write(&file, "not-a-jwt").unwrap();
+    // Revoke the store's token by its accessor (every non-root token).
+    let (_, answer) = bao.admin("GET", "auth/token/accessors?list=true", None);
+    for acc in answer["data"]["keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let acc = acc.as_str().unwrap_or_default();
+        let (_, info) = bao.admin(
+            "POST",
+            "auth/token/lookup-accessor",
+            Some(json!({"accessor": acc})),
+        );
+        if info["data"]["policies"]
+            .as_array()
+            .is_some_and(|p| p.contains(&json!("machine")))
+        {
+            bao.admin_ok(
+                "POST",
+                "auth/token/revoke-accessor",
+                json!({"accessor": acc}),
+            );
+        }
+    }
+    let e = store.load(&p).unwrap_err();
+    assert_vault_error(&e, "refused");
+    std::fs::write(&file, issuer.mint("machine-a", json!({"jti": "second"}))).unwrap();
+    assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), "sk-life-1");
+
+    // Expired: replaced by a new login, without a refused request first.
+    let logins_before = tokens(&bao);
+    std::thread::sleep(Duration::from_millis(5600));
+    assert!(store.load(&p).unwrap().is_some());
+    assert!(
+        tokens(&bao) > logins_before,
+        "a new login replaced the expired token"
+    );
+}

@@ -160,7 +160,7 @@ enum Freshness {
     Good,
     /// A renewable token in the last third of its lease.
     Renew,
-    /// Expired, or about to (within 5 s).
+    /// Expired, or about to (within a tenth of the lease, at most 5 s).
     Expired,
 }
 
@@ -179,7 +179,10 @@ impl Held {
             return Freshness::Good;
         };
         let age = self.got.elapsed();
-        if age + Duration::from_secs(5) >= ttl {
+        // A margin for the request about to be made: a tenth of the lease,
+        // at most 5 s.
+        let margin = (ttl / 10).min(Duration::from_secs(5));
+        if age + margin >= ttl {
             Freshness::Expired
         } else if self.renewable && age >= ttl / 3 * 2 {
             Freshness::Renew
