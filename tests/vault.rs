@@ -1976,6 +1976,36 @@ fn jwt_login_with_a_workload_token_and_each_machine_confined_to_its_own_path() {
         .expect(0);
     let token = cli("machine-a").args(["token"]).expect(0);
     assert_eq!(token.stdout, "sk-machine-a-cli\n");
+    // status and doctor show the login token's lease and policies.
+    let status = cli("machine-a").args(["status"]).expect(0);
+    let line = status
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("token"))
+        .unwrap_or_else(|| panic!("no token line: {}", status.stdout))
+        .to_string();
+    assert!(
+        line.contains("JWT login at auth/jwt (role machine-a")
+            && (line.contains("expires in 9m") || line.contains("expires in 10m"))
+            && line.contains("(renewable)")
+            && line.contains("policies default, machine"),
+        "{line}"
+    );
+    let doctor = cli("machine-a").args(["doctor"]).output();
+    assert!(
+        doctor.stdout.contains("policies default, machine") && doctor.stdout.contains("expires in"),
+        "{}",
+        doctor.stdout
+    );
+    let root_status = bao.cli(&home, &bao.root).args(["status"]).output();
+    assert!(
+        root_status.stdout.contains("never expires") || root_status.code == 1,
+        "{}",
+        root_status.stdout
+    );
+    for out in [&status, &doctor, &root_status] {
+        out.assert_no_secret(&bao.root, "status");
+    }
     let denied = cli("machine-b").args(["token"]).expect(4);
     assert!(
         denied.stderr.contains("permission denied"),
@@ -1983,7 +2013,7 @@ fn jwt_login_with_a_workload_token_and_each_machine_confined_to_its_own_path() {
         denied.stderr
     );
     assert!(!denied.stdout.contains("sk-machine-b"), "{}", denied.stdout);
-    for out in [&login, &token, &denied] {
+    for out in [&login, &token, &denied, &status, &doctor] {
         out.assert_no_secret(&a_jwt, "jwt cli");
         out.assert_no_secret("sk-machine-b-SECRET", "jwt cli");
     }
@@ -2131,4 +2161,123 @@ fn the_jwt_file_is_read_again_at_each_login_and_tokens_are_renewed_or_replaced()
         tokens(&bao) > logins_before,
         "a new login replaced the expired token"
     );
+}
+
+/// A root call with `X-Vault-Wrap-TTL`: the wrapping token of the answer.
+fn wrapped(bao: &Bao, path: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent();
+    let mut r = agent
+        .post(format!("{}/v1/{path}", bao.addr))
+        .header("X-Vault-Token", &bao.root)
+        .header("X-Vault-Wrap-TTL", "120s")
+        .send(&b"{}"[..])
+        .expect("wrap call");
+    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    v["wrap_info"]["token"]
+        .as_str()
+        .expect("wrapping token")
+        .to_string()
+}
+
+#[test]
+fn approle_on_its_own_mount_with_a_secret_id_unwrapped_once() {
+    let bao = Bao::start();
+    bao.admin_ok("POST", "sys/auth/machines", json!({"type": "approle"}));
+    bao.admin_ok(
+        "POST",
+        "sys/policies/acl/agents",
+        json!({"policy": "path \"secret/data/credstore/*\" { capabilities = [\"create\", \"read\", \"update\"] }\npath \"secret/metadata/credstore/*\" { capabilities = [\"read\", \"delete\"] }"}),
+    );
+    bao.admin_ok(
+        "POST",
+        "auth/machines/role/agent",
+        json!({"token_policies": ["agents"], "token_ttl": "10m"}),
+    );
+    let role_id = bao.admin_ok("GET", "auth/machines/role/agent/role-id", json!({}))["data"]
+        ["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrapping = wrapped(&bao, "auth/machines/role/agent/secret-id");
+    let env = MapEnv::new()
+        .with("VAULT_ADDR", &bao.addr)
+        .with("VAULT_ROLE_ID", &role_id)
+        .with("VAULT_WRAPPED_SECRET_ID", &wrapping)
+        .with("CREDSTORE_VAULT_AUTH_MOUNT", "machines");
+    let p = profile("default");
+    let store = bao.store(env.clone());
+    assert!(store.config().auth_source().contains("auth/machines"));
+    store.save(&p, &api_key("sk-approle-1")).unwrap();
+    assert_eq!(
+        store.load(&p).unwrap().unwrap().expose_token(),
+        "sk-approle-1"
+    );
+    // The wrapping token is spent: Vault says so for anyone who tries it.
+    let (status, _) = bao.call(&wrapping, "POST", "sys/wrapping/unwrap", None);
+    assert_eq!(status, 400, "unwrapped exactly once already");
+
+    // Its token revoked, the store logs in again with the secret id it
+    // unwrapped (in memory), without unwrapping again.
+    let info = store.token_info().unwrap();
+    assert!(info.policies.contains(&"agents".to_string()), "{info:?}");
+    let (_, answer) = bao.admin("GET", "auth/token/accessors?list=true", None);
+    for acc in answer["data"]["keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let (_, i) = bao.admin(
+            "POST",
+            "auth/token/lookup-accessor",
+            Some(json!({"accessor": acc})),
+        );
+        if i["data"]["policies"]
+            .as_array()
+            .is_some_and(|p| p.contains(&json!("agents")))
+        {
+            bao.admin_ok(
+                "POST",
+                "auth/token/revoke-accessor",
+                json!({"accessor": acc}),
+            );
+        }
+    }
+    assert_eq!(
+        store.load(&p).unwrap().unwrap().expose_token(),
+        "sk-approle-1"
+    );
+
+    // Another process with the same (spent) wrapping token: refused, with
+    // the warning that someone else may have unwrapped it; no secret shown.
+    let e = bao.store(env.clone()).load(&p).unwrap_err();
+    assert_vault_error(&e, "refused to unwrap VAULT_WRAPPED_SECRET_ID");
+    assert_vault_error(&e, "audit log");
+    assert!(!e.to_string().contains(&wrapping) && !e.to_string().contains(&role_id));
+    let home = Home::new();
+    let out = home
+        .run()
+        .args(["--backend", "vault", "status"])
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_ROLE_ID", &role_id)
+        .env("VAULT_WRAPPED_SECRET_ID", &wrapping)
+        .env("CREDSTORE_VAULT_AUTH_MOUNT", "machines")
+        .expect(4);
+    assert!(out.stderr.contains("unwrap"), "{}", out.stderr);
+    out.assert_no_secret(&wrapping, "spent wrapping token");
+
+    // The default mount, where nothing is enabled: a clear error.
+    let fresh = wrapped(&bao, "auth/machines/role/agent/secret-id");
+    let e = bao
+        .store(
+            env.without("CREDSTORE_VAULT_AUTH_MOUNT")
+                .with("VAULT_WRAPPED_SECRET_ID", &fresh),
+        )
+        .load(&p)
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert!(e.to_string().contains("auth/approle"), "{e}");
 }

@@ -148,6 +148,34 @@ pub struct TokenInfo {
     pub policies: Vec<String>,
 }
 
+impl std::fmt::Display for TokenInfo {
+    /// `from VAULT_TOKEN, expires in 9m 58s (renewable), policies default, machine`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "from {}, ", self.source)?;
+        match self.ttl {
+            None => write!(f, "never expires")?,
+            Some(t) => {
+                let s = t.as_secs();
+                let left = match s {
+                    0..=119 => format!("{s}s"),
+                    120..=7199 => format!("{}m {}s", s / 60, s % 60),
+                    7200..=172_799 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+                    _ => format!("{} days", s / 86400),
+                };
+                write!(f, "expires in {left}")?;
+                if self.renewable {
+                    write!(f, " (renewable)")?;
+                }
+            }
+        }
+        if self.policies.is_empty() {
+            write!(f, ", no policies")
+        } else {
+            write!(f, ", policies {}", self.policies.join(", "))
+        }
+    }
+}
+
 /// The token in use and its lease, as Vault handed it out.
 struct Held {
     token: Arc<SecretString>,
