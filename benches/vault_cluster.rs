@@ -116,7 +116,14 @@ fn bench(forward_reads: bool) {
                         home,
                         addrs,
                         root,
-                        &["--profile", &profile, "--backend", "vault", "login", "--with-api-key"],
+                        &[
+                            "--profile",
+                            &profile,
+                            "--backend",
+                            "vault",
+                            "login",
+                            "--with-api-key",
+                        ],
                         Some(&key),
                     );
                     latencies.lock().unwrap().push(took);

@@ -2281,3 +2281,189 @@ fn approle_on_its_own_mount_with_a_secret_id_unwrapped_once() {
     assert_eq!(e.exit_code(), 4, "{e}");
     assert!(e.to_string().contains("auth/approle"), "{e}");
 }
+
+/// A stand-in for the Kubernetes API's TokenReview endpoint (the one
+/// thing OpenBao's Kubernetes auth asks the cluster): every review says
+/// the token is `system:serviceaccount:<namespace>:<name>` when it is
+/// `accepted`, unauthenticated otherwise. Counts the reviews.
+fn fake_token_review(
+    accepted: String,
+    namespace: &'static str,
+    name: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let reviews = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&reviews);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Some(request) = read_request(&mut stream) else {
+                continue;
+            };
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let text = String::from_utf8_lossy(&request);
+            let body: Value = text
+                .split_once("\r\n\r\n")
+                .and_then(|(_, b)| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            let ok = body["spec"]["token"].as_str() == Some(accepted.as_str());
+            let status = if ok {
+                json!({"authenticated": true, "audiences": body["spec"]["audiences"], "user": {
+                    "username": format!("system:serviceaccount:{namespace}:{name}"),
+                    "uid": "uid-0000-1111", "groups": ["system:serviceaccounts"]}})
+            } else {
+                json!({"authenticated": false, "error": "invalid bearer token"})
+            };
+            let answer = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status})
+                .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (addr, reviews)
+}
+
+/// An ES256 JWT with `claims`, signed by a fresh P-256 key (the algorithm
+/// Kubernetes' service-account tokens use; RS256 is the other).
+fn es256_jwt(claims: Value) -> String {
+    use base64::Engine;
+    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let enc = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    let input = format!(
+        "{}.{}",
+        enc(&json!({"alg": "ES256", "typ": "JWT"})),
+        enc(&claims)
+    );
+    let sig = key.sign(&rng, input.as_bytes()).unwrap();
+    format!(
+        "{input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.as_ref())
+    )
+}
+
+#[test]
+fn kubernetes_login_with_a_service_account_token() {
+    let bao = Bao::start();
+    let now = common::tokens::real_now();
+    // A service-account token as the kubelet projects it (the claims the
+    // Kubernetes auth method reads; the API server's review vouches for it).
+    let sa_jwt = es256_jwt(json!({
+        "sub": "system:serviceaccount:agents:runner",
+        "iat": now - 5, "nbf": now - 5, "exp": now + 600,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "aud": ["https://kubernetes.default.svc.cluster.local"],
+        "kubernetes.io": {"namespace": "agents", "serviceaccount": {"name": "runner", "uid": "uid-0000-1111"}},
+    }));
+    let (k8s, reviews) = fake_token_review(sa_jwt.clone(), "agents", "runner");
+    bao.admin_ok("POST", "sys/auth/k8s-prod", json!({"type": "kubernetes"}));
+    // The API server's CA (required by the config; unused over http).
+    let ca_dir = tempfile::tempdir().unwrap();
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=kubernetes", "-days", "1", "-keyout"])
+        .arg(ca_dir.path().join("k"))
+        .arg("-out")
+        .arg(ca_dir.path().join("ca.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (apt-get install openssl)");
+    assert!(status.success(), "openssl req");
+    let ca = std::fs::read_to_string(ca_dir.path().join("ca.pem")).unwrap();
+    bao.admin_ok(
+        "POST",
+        "auth/k8s-prod/config",
+        json!({"kubernetes_host": k8s, "disable_local_ca_jwt": true, "kubernetes_ca_cert": ca}),
+    );
+    bao.admin_ok(
+        "POST",
+        "sys/policies/acl/pods",
+        json!({"policy": "path \"secret/data/credstore/*\" { capabilities = [\"create\", \"read\", \"update\"] }\npath \"secret/metadata/credstore/*\" { capabilities = [\"read\", \"delete\"] }"}),
+    );
+    bao.admin_ok(
+        "POST",
+        "auth/k8s-prod/role/runner",
+        json!({"bound_service_account_names": ["runner"], "bound_service_account_namespaces": ["agents"],
+               "token_policies": ["pods"], "token_ttl": "10m"}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &sa_jwt).unwrap();
+    let home = Home::new();
+    let cli = |role: &str| {
+        home.run()
+            .args(["--backend", "vault"])
+            .env("VAULT_ADDR", &bao.addr)
+            .env("CREDSTORE_VAULT_AUTH", "kubernetes")
+            .env("CREDSTORE_VAULT_AUTH_MOUNT", "k8s-prod")
+            .env("CREDSTORE_VAULT_ROLE", role)
+            .env("CREDSTORE_VAULT_JWT_FILE", &token_file)
+    };
+    let login = cli("runner")
+        .args(["login", "--with-api-key"])
+        .stdin("sk-pod-1\n")
+        .expect(0);
+    let token = cli("runner").args(["token"]).expect(0);
+    assert_eq!(token.stdout, "sk-pod-1\n");
+    assert!(
+        reviews.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "Vault asked the API server"
+    );
+    let status = cli("runner").args(["status"]).expect(0);
+    assert!(
+        status
+            .stdout
+            .contains("Kubernetes login at auth/k8s-prod (role runner"),
+        "{}",
+        status.stdout
+    );
+    // Another role, or a token the API server does not vouch for: exit 4.
+    let other = cli("builder").args(["token"]).expect(4);
+    assert!(other.stderr.contains("was refused"), "{}", other.stderr);
+    // A token the API server does not vouch for (same claims, other key).
+    let forged_jwt = es256_jwt(json!({
+        "sub": "system:serviceaccount:agents:runner",
+        "iat": now - 5, "nbf": now - 5, "exp": now + 600,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "kubernetes.io": {"namespace": "agents", "serviceaccount": {"name": "runner", "uid": "uid-0000-1111"}},
+    }));
+    std::fs::write(&token_file, &forged_jwt).unwrap();
+    let forged = cli("runner").args(["token"]).expect(4);
+    assert!(forged.stderr.contains("refused"), "{}", forged.stderr);
+    for out in [&login, &token, &status, &other, &forged] {
+        out.assert_no_secret(&sa_jwt, "kubernetes");
+    }
+    // Without a token file and not in a pod: exit 4 naming the default path.
+    let out = home
+        .run()
+        .args(["--backend", "vault", "token"])
+        .env("VAULT_ADDR", &bao.addr)
+        .env("CREDSTORE_VAULT_AUTH", "kubernetes")
+        .env("CREDSTORE_VAULT_ROLE", "runner")
+        .expect(4);
+    assert!(
+        out.stderr
+            .contains("/var/run/secrets/kubernetes.io/serviceaccount/token")
+            || out.stderr.contains("auth/kubernetes"),
+        "{}",
+        out.stderr
+    );
+}

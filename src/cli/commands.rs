@@ -393,7 +393,11 @@ fn remember_backend(
         for (setting, vars) in [
             (
                 Setting::VaultAddr,
-                vec!["VAULT_ADDR".to_string(), "BAO_ADDR".into()],
+                vec![
+                    names.vault_addrs(),
+                    "VAULT_ADDR".to_string(),
+                    "BAO_ADDR".into(),
+                ],
             ),
             (Setting::VaultMount, vec![names.vault_mount()]),
             (Setting::VaultPrefix, vec![names.vault_prefix()]),
