@@ -208,9 +208,10 @@ pub(crate) struct Client {
     /// The address that answered last: the first one asked next time.
     preferred: AtomicUsize,
     /// The newest `X-Vault-Index` a write answered with: sent with later
-    /// reads (and `X-Vault-Inconsistent: forward-active-node`), so a
-    /// standby that has not applied that write yet forwards the read to
-    /// the active node instead of answering from an older state.
+    /// requests (and `X-Vault-Inconsistent: forward-active-node`), so a
+    /// standby that has not applied that write yet forwards the request to
+    /// the active node instead of answering (or checking a write's
+    /// check-and-set version) from an older state.
     index: std::sync::Mutex<Option<String>>,
     namespace: Option<String>,
     timeout: Duration,
@@ -415,10 +416,10 @@ impl Client {
         let what = format!("{} {path}", method.as_str());
         let namespace = self.namespace.as_deref();
         let connect = budget.min(crate::http::MAX_CONNECT_TIMEOUT);
-        let index = match method {
-            Method::Get => self.index.lock().ok().and_then(|i| i.clone()),
-            _ => None,
-        };
+        // A standby also runs a write's checks (check-and-set) against its
+        // own copy before it forwards the write: the index makes it forward
+        // at once when that copy is behind this process's last write.
+        let index = self.index.lock().ok().and_then(|i| i.clone());
         let index = index.as_deref();
         let sent = match method {
             Method::Get => with_headers(
@@ -442,7 +443,7 @@ impl Client {
                     .build(),
                 token,
                 namespace,
-                None,
+                index,
             )
             .call(),
             Method::Post => with_headers(
@@ -454,7 +455,7 @@ impl Client {
                     .build(),
                 token,
                 namespace,
-                None,
+                index,
             )
             .header("Content-Type", "application/json")
             .send(body.unwrap_or(b"{}")),
