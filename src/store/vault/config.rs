@@ -50,18 +50,26 @@ impl std::fmt::Debug for VaultConfig {
 impl VaultConfig {
     /// Reads the configuration:
     ///
-    /// - address: `VAULT_ADDR` or `BAO_ADDR` (`https://`; `http://` only
-    ///   for a loopback host, unless `{PREFIX}_VAULT_ALLOW_HTTP=1`, since
-    ///   the token and the credential would cross the network in clear);
-    /// - auth, first found: `VAULT_TOKEN` or `BAO_TOKEN`; AppRole with
-    ///   `VAULT_ROLE_ID` + `VAULT_SECRET_ID`; the token file
-    ///   `$HOME/.vault-token` written by `vault login` / `bao login`;
+    /// - addresses: `{PREFIX}_VAULT_ADDRS`, else `VAULT_ADDR` or
+    ///   `BAO_ADDR`; each may hold several, comma-separated, tried in order
+    ///   (`https://`; `http://` only for a loopback host, unless
+    ///   `{PREFIX}_VAULT_ALLOW_HTTP=1`, since the token and the credential
+    ///   would cross the network in clear);
+    /// - auth: `{PREFIX}_VAULT_AUTH` (`token`, `approle`, `jwt`,
+    ///   `kubernetes`), else the first found: `VAULT_TOKEN` or `BAO_TOKEN`;
+    ///   AppRole with `VAULT_ROLE_ID` + `VAULT_SECRET_ID` (or
+    ///   `VAULT_WRAPPED_SECRET_ID`); a JWT login with
+    ///   `{PREFIX}_VAULT_JWT_FILE` + `{PREFIX}_VAULT_ROLE`; the token file
+    ///   `$HOME/.vault-token` written by `vault login` / `bao login`.
+    ///   `{PREFIX}_VAULT_AUTH_MOUNT` moves a login method's mount;
     /// - `VAULT_NAMESPACE` (or `BAO_NAMESPACE`), sent as `X-Vault-Namespace`;
     /// - `VAULT_CACERT` (or `BAO_CACERT`): a PEM file of the CA(s) to trust
     ///   instead of the built-in Mozilla roots;
     /// - `{PREFIX}_VAULT_MOUNT` (default `secret`), `{PREFIX}_VAULT_PREFIX`
     ///   (default `credstore`);
-    /// - `{PREFIX}_HTTP_TIMEOUT`: whole seconds per request (default 30).
+    /// - `{PREFIX}_HTTP_TIMEOUT`: whole seconds per operation (a read, a
+    ///   write, a delete, with every retry, fail-over and login in it;
+    ///   default 30).
     ///
     /// When a `VAULT_*` and its `BAO_*` twin are both set to different
     /// values, that is a usage error (credstore will not guess which server
@@ -179,7 +187,7 @@ impl VaultConfig {
         self.ca_cert.as_deref()
     }
 
-    /// The deadline of each request.
+    /// The deadline of each operation (all its requests and retries).
     pub fn timeout(&self) -> Duration {
         self.timeout
     }

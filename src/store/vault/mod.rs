@@ -5,7 +5,8 @@
 //! - [`config`]: where the server is and where credentials live, read like
 //!   the Vault CLI reads its environment;
 //! - `auth/`: how a token is obtained, one file per method;
-//! - `client`: HTTP with one deadline per request, bounded zeroized
+//! - `client`: HTTP to one or more addresses, retried with backoff and
+//!   failed over inside one deadline per operation, bounded zeroized
 //!   answers, an error of its own for each failure;
 //! - this file: KV v2 reads, check-and-set writes, deletes;
 //! - `errors`: what Vault's answers mean, in credstore's words (a server's
@@ -13,10 +14,12 @@
 //!
 //! Writes use check-and-set against the version a change first read, so
 //! two writers cannot silently overwrite each other, and they work on a
-//! mount with `cas_required`. The Vault token, the AppRole ids and the
+//! mount with `cas_required`. A write whose answer is lost is never sent
+//! twice blindly: the version it would have made is read back first. The Vault token, the AppRole ids and the
 //! credential never appear in an error or in `Debug` output.
 //!
-//! A token needs this policy (for the default mount and prefix):
+//! A token needs this policy (for the default mount and prefix; README's
+//! fleet section has the per-machine template):
 //!
 //! ```hcl
 //! path "secret/data/credstore/*"     { capabilities = ["create", "read", "update"] }
