@@ -99,7 +99,13 @@ fn a_standby_serves_reads_and_check_and_set_writes() {
     assert_eq!(token.stdout, "sk-cli-standby-3\n");
     let status = run().args(["status", "--json"]).expect(0);
     assert_eq!(status.json()["source"]["kind"], "vault");
-    for out in [&login, &token, &status] {
+    let logout = run().args(["logout"]).expect(0);
+    let (status_code, _) = cluster.admin("GET", "secret/metadata/credstore/default", None);
+    assert_eq!(
+        status_code, 404,
+        "logout through the standby deleted every version"
+    );
+    for out in [&login, &token, &status, &logout] {
         out.assert_no_secret(&cluster.root, "standby CLI");
     }
 }

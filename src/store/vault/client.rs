@@ -808,6 +808,19 @@ mod tests {
             503
         );
         assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // A standby whose KV copy is not ready yet: asked again.
+        let (addr, hits) = fake(vec![
+            Some((
+                400,
+                r#"{"errors":["Waiting for the primary to upgrade from non-versioned to versioned data."]}"#,
+            )),
+            OK,
+        ]);
+        assert_eq!(
+            get(&client(&[&addr], 5), Retry::Idempotent).unwrap().status,
+            200
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
         // A 4xx is the caller's answer, not retried.
         let (addr, hits) = fake(vec![Some((403, "{}")), OK]);
         assert_eq!(
