@@ -5,8 +5,9 @@
 //! # Retries and fail-over
 //!
 //! The configured addresses are tried in order, starting with the one that
-//! answered last. An address that answers 429, 472, 473 or 503 (rate
-//! limited, a standby that cannot serve, sealed, no leader yet), a
+//! answered last. An address that answers 412, 429, 472, 473 or 503 (not
+//! caught up, rate limited, a standby that cannot serve, sealed, no leader
+//! yet), a 400 "waiting for the primary to upgrade" (a standby's KV copy), a
 //! redirect (never followed: the token would go elsewhere), a 500/502/504,
 //! or whose connection fails or is reset, is followed by the next one; a
 //! round over all of them is repeated after a pause that doubles (100 ms
@@ -17,7 +18,7 @@
 //! reads, deletes, logins). A request that must not be applied twice
 //! ([`Retry::UntilSent`]: a check-and-set write, an unwrap) is repeated
 //! only after failures where the server surely did not apply it (a refused
-//! connection, 429/472/473/503); after an ambiguous one (a reset
+//! connection, 412/429/472/473/503); after an ambiguous one (a reset
 //! connection, no answer in time, 500/502/504) it is handed back with
 //! [`Failure::maybe_applied`] set, and the caller learns the outcome
 //! (the write reads the version back).
@@ -166,7 +167,10 @@ enum Served {
 
 fn served(answer: &Answer) -> Served {
     match answer.status {
-        429 | 472 | 473 => Served::No { skip: false },
+        // 412: a node that has not caught up with the X-Vault-Index sent
+        // (Vault Enterprise, when it may not forward); the others: rate
+        // limited, a DR or performance standby that cannot serve.
+        412 | 429 | 472 | 473 => Served::No { skip: false },
         503 => Served::No {
             skip: mentions(answer, "sealed"),
         },
@@ -786,7 +790,7 @@ mod tests {
 
     #[test]
     fn retries_what_was_not_served_and_gives_up_after_the_rounds() {
-        for status in [429, 472, 473, 503, 500, 502, 504] {
+        for status in [412, 429, 472, 473, 503, 500, 502, 504] {
             let (addr, hits) = fake(vec![Some((status, "{}")), OK]);
             let a = get(&client(&[&addr], 5), Retry::Idempotent).unwrap();
             assert_eq!(a.status, 200, "after {status}");
