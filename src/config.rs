@@ -123,7 +123,7 @@ impl Setting {
     /// the key (`what`), never repeats the value.
     pub fn check(self, value: &str, what: &str) -> Result<String> {
         match self {
-            Setting::VaultAddr => crate::store::parse_addr(value, what),
+            Setting::VaultAddr => crate::store::parse_addrs(value, what).map(|a| a.join(",")),
             Setting::VaultMount | Setting::VaultPrefix => {
                 crate::store::parse_vault_path(value, what)
             }

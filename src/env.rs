@@ -191,6 +191,19 @@ names! {
     vault_mount => "VAULT_MOUNT",
     /// `{PREFIX}_VAULT_PREFIX`: the path under the mount.
     vault_prefix => "VAULT_PREFIX",
+    /// `{PREFIX}_VAULT_ADDRS`: Vault addresses, comma-separated, tried in
+    /// order (wins over `VAULT_ADDR`, which may hold such a list too).
+    vault_addrs => "VAULT_ADDRS",
+    /// `{PREFIX}_VAULT_AUTH`: `token`, `approle`, `jwt` or `kubernetes`.
+    vault_auth => "VAULT_AUTH",
+    /// `{PREFIX}_VAULT_AUTH_MOUNT`: where the auth method is mounted
+    /// (default `approle`, `jwt` or `kubernetes`).
+    vault_auth_mount => "VAULT_AUTH_MOUNT",
+    /// `{PREFIX}_VAULT_ROLE`: the role of a JWT or Kubernetes login.
+    vault_role => "VAULT_ROLE",
+    /// `{PREFIX}_VAULT_JWT_FILE`: the file holding the JWT of a JWT or
+    /// Kubernetes login, read again on every login.
+    vault_jwt_file => "VAULT_JWT_FILE",
     /// `{PREFIX}_VAULT_ALLOW_HTTP`: `1` allows plain http to a Vault that
     /// is not on loopback (the token then crosses the network in clear).
     vault_allow_http => "VAULT_ALLOW_HTTP",

@@ -814,8 +814,15 @@ pub fn checkup(settings: &Settings, env: &dyn Environment, resolver: &Resolver<'
     let vault_configured = vault_env.is_set("VAULT_ADDR") || vault_env.is_set("BAO_ADDR");
     let vault_state = if vault_configured {
         let (state, took) = timed(|| {
-            VaultStore::from_env(&vault_env, &settings.names)
-                .and_then(|v| v.load(profile).map(|_| v.describe(profile).detail))
+            VaultStore::from_env(&vault_env, &settings.names).and_then(|v| {
+                v.load(profile)?;
+                // The token's lease and policies (never the token).
+                let token = match v.token_info() {
+                    Ok(info) => format!("token {info}"),
+                    Err(_) => "the token may not look itself up".into(),
+                };
+                Ok(format!("{}; {token}", v.describe(profile).detail))
+            })
         });
         backends.push(BackendCheck {
             backend: "vault",

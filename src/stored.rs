@@ -64,6 +64,11 @@ impl StoredCredential {
         self.mode
     }
 
+    /// Whether `other` is the same credential (kind and token).
+    pub(crate) fn same_as(&self, other: &StoredCredential) -> bool {
+        self.mode == other.mode && self.token.expose_secret() == other.token.expose_secret()
+    }
+
     /// The raw token.
     pub fn expose_token(&self) -> &str {
         self.token.expose_secret()

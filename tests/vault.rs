@@ -796,12 +796,11 @@ fn cli_end_to_end() {
     assert_eq!(out.json()["logged_in"], false);
     outs.push(out);
 
-    // Vault config errors: no address (in a home whose config.toml does
-    // not remember one since no login went to Vault there), no token.
-    let out = Home::new()
-        .run()
-        .args(["--backend", "vault", "status"])
-        .expect(4);
+    // Vault config errors: no address (in a home that remembers none:
+    // this one's config.toml remembers the address of the login above),
+    // no token.
+    let fresh = Home::new();
+    let out = fresh.run().args(["--backend", "vault", "status"]).expect(4);
     assert!(out.stderr.contains("VAULT_ADDR"), "{}", out.stderr);
     let out = home
         .run()
@@ -1574,6 +1573,896 @@ fn vault_place_and_auth_api_are_remembered_and_the_environment_still_wins() {
     let out = plain().args(["token"]).expect(2);
     assert!(
         out.stderr.contains("profiles.fleet.vault_mount") && !out.stderr.contains("../../sys"),
+        "{}",
+        out.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Writes whose outcome is ambiguous
+
+/// What the flaky proxy does with one request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Act {
+    /// Forward it and the answer.
+    Pass,
+    /// Forward it to Vault, then close the client's connection without
+    /// the answer: applied, but the client cannot know.
+    AppliedThenCut,
+    /// Close the client's connection without forwarding: not applied.
+    LostThenCut,
+}
+
+/// Reads one HTTP/1.1 request (head and Content-Length body).
+fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let n = stream.read(&mut chunk).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some(buf);
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The request lines a proxy saw and what it did with each.
+type ProxyLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Act)>>>;
+
+/// A loopback proxy in front of `target` (host:port) that treats each
+/// request as `plan(request line)` says. One request per connection.
+fn flaky_proxy(target: String, plan: impl Fn(&str) -> Act + Send + 'static) -> (String, ProxyLog) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut client) = stream else { continue };
+            let Some(request) = read_request(&mut client) else {
+                continue;
+            };
+            let line = String::from_utf8_lossy(&request)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let act = plan(&line);
+            seen.lock().unwrap().push((line, act));
+            if act == Act::LostThenCut {
+                continue; // dropped: the client sees the connection close
+            }
+            let Ok(mut upstream) = TcpStream::connect(&target) else {
+                continue;
+            };
+            // One request per connection, both ways.
+            let text = String::from_utf8_lossy(&request).into_owned();
+            let request = text.replacen("\r\n", "\r\nConnection: close\r\n", 1);
+            let _ = upstream.write_all(request.as_bytes());
+            let mut answer = Vec::new();
+            let _ = upstream.read_to_end(&mut answer);
+            if act == Act::Pass {
+                let _ = client.write_all(&answer);
+            }
+        }
+    });
+    (addr, log)
+}
+
+#[test]
+fn a_write_whose_answer_is_lost_is_read_back_never_doubled_never_a_false_success() {
+    let bao = Bao::start();
+    let target = bao.addr.trim_start_matches("http://").to_string();
+    let p = profile("ambiguous");
+    let data = "POST /v1/secret/data/credstore/ambiguous";
+    let version = |bao: &Bao| {
+        bao.admin_ok("GET", "secret/metadata/credstore/ambiguous", json!({}))["data"]
+            ["current_version"]
+            .as_u64()
+            .unwrap()
+    };
+    bao.store(bao.env())
+        .save(&p, &api_key("sk-base-1"))
+        .unwrap();
+
+    // 1. Applied, answer cut: read back, reported done, written once.
+    let cut_once = std::sync::atomic::AtomicBool::new(false);
+    let (proxy, log) = flaky_proxy(target.clone(), move |line| {
+        if line.starts_with(data) && !cut_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            Act::AppliedThenCut
+        } else {
+            Act::Pass
+        }
+    });
+    let store = bao.store(bao.env().with("VAULT_ADDR", &proxy));
+    let v = store
+        .save_with_cas(&p, &api_key("sk-applied-2"), 1)
+        .unwrap();
+    assert_eq!(v, 2);
+    assert_eq!(version(&bao), 2, "written exactly once");
+    let log = log.lock().unwrap().clone();
+    let writes = log.iter().filter(|(l, _)| l.starts_with(data)).count();
+    assert_eq!(writes, 1, "no second write after the read-back: {log:?}");
+    assert!(
+        log.iter().any(|(l, _)| l.contains("?version=2")),
+        "the outcome was read back: {log:?}"
+    );
+
+    // 2. Lost before Vault saw it: read back (not there), sent again, once.
+    let lost_once = std::sync::atomic::AtomicBool::new(false);
+    let (proxy, log) = flaky_proxy(target.clone(), move |line| {
+        if line.starts_with(data) && !lost_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            Act::LostThenCut
+        } else {
+            Act::Pass
+        }
+    });
+    let store = bao.store(bao.env().with("VAULT_ADDR", &proxy));
+    assert_eq!(
+        store.save_with_cas(&p, &api_key("sk-resent-3"), 2).unwrap(),
+        3
+    );
+    assert_eq!(version(&bao), 3);
+    let writes = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(l, _)| l.starts_with(data))
+        .count();
+    assert_eq!(writes, 2, "the lost write was sent again");
+    assert_eq!(
+        store.load(&p).unwrap().unwrap().expose_token(),
+        "sk-resent-3"
+    );
+
+    // 3. Lost, and meanwhile another writer made the next version: a
+    //    conflict, never a success, and the other writer's value stays.
+    let (root, addr) = (bao.root.clone(), bao.addr.clone());
+    let raced = std::sync::atomic::AtomicBool::new(false);
+    let (proxy, _) = flaky_proxy(target.clone(), move |line| {
+        if line.starts_with(data) && !raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let other = VaultStore::from_env(
+                &MapEnv::new()
+                    .with("VAULT_ADDR", &addr)
+                    .with("VAULT_TOKEN", &root),
+                &EnvNames::default(),
+            )
+            .unwrap();
+            other
+                .save_with_cas(&profile("ambiguous"), &api_key("sk-other-4"), 3)
+                .unwrap();
+            Act::LostThenCut
+        } else {
+            Act::Pass
+        }
+    });
+    let store = bao.store(bao.env().with("VAULT_ADDR", &proxy));
+    let e = store
+        .save_with_cas(&p, &api_key("sk-mine-SECRET"), 3)
+        .unwrap_err();
+    assert_vault_error(&e, "check-and-set conflict");
+    assert!(!e.to_string().contains("sk-mine-SECRET"), "{e}");
+    assert_eq!(version(&bao), 4);
+    assert_eq!(
+        bao.store(bao.env())
+            .load(&p)
+            .unwrap()
+            .unwrap()
+            .expose_token(),
+        "sk-other-4"
+    );
+
+    // 4. Every write cut and every read-back lost too: the outcome stays
+    //    unknown, and the error says so (exit 4) within the deadline.
+    let (proxy, _) = flaky_proxy(target, move |line| {
+        if line.starts_with(data) {
+            Act::AppliedThenCut
+        } else if line.contains("?version=") {
+            Act::LostThenCut
+        } else {
+            Act::Pass
+        }
+    });
+    let store = bao.store(
+        bao.env()
+            .with("VAULT_ADDR", &proxy)
+            .with("CREDSTORE_HTTP_TIMEOUT", "3"),
+    );
+    let started = Instant::now();
+    let e = store
+        .save_with_cas(&p, &api_key("sk-unknown-5"), 4)
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_vault_error(&e, "may or may not have been applied");
+    assert_eq!(version(&bao), 5, "it was applied, once");
+}
+
+// ---------------------------------------------------------------------------
+// Workload identity: JWT login, least privilege per machine, token lifecycle
+
+/// An OIDC-like issuer with a throwaway Ed25519 key, minting workload JWTs
+/// the way a CI system or Kubernetes' projected tokens do.
+struct Issuer {
+    key: ed25519_dalek::SigningKey,
+}
+
+const ISSUER: &str = "https://ci.example.test";
+const AUDIENCE: &str = "credstore-fleet";
+
+impl Issuer {
+    fn new() -> Issuer {
+        Issuer {
+            key: ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng),
+        }
+    }
+
+    /// The public key as PEM (SubjectPublicKeyInfo), for jwt_validation_pubkeys.
+    fn public_pem(&self) -> String {
+        use base64::Engine;
+        let mut der = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        der.extend_from_slice(self.key.verifying_key().as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+    }
+
+    /// A JWT for `sub`, valid now unless `claims` override.
+    fn mint(&self, sub: &str, overrides: Value) -> String {
+        use base64::Engine;
+        use ed25519_dalek::Signer;
+        let now = common::tokens::real_now();
+        let mut claims = json!({
+            "iss": ISSUER, "sub": sub, "aud": AUDIENCE,
+            "iat": now - 5, "nbf": now - 5, "exp": now + 600,
+        });
+        if let (Some(c), Some(o)) = (claims.as_object_mut(), overrides.as_object()) {
+            for (k, v) in o {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+        let enc = |v: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+        };
+        let input = format!(
+            "{}.{}",
+            enc(&json!({"alg": "EdDSA", "typ": "JWT"})),
+            enc(&claims)
+        );
+        let sig = self.key.sign(input.as_bytes());
+        format!(
+            "{input}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes())
+        )
+    }
+}
+
+/// The policy template of README's fleet section: each machine's identity
+/// (the entity alias name, here the JWT's `sub`) reads and writes only
+/// `secret/data/credstore/<its name>/*`.
+fn machine_policy(accessor: &str) -> String {
+    format!(
+        "path \"secret/data/credstore/{{{{identity.entity.aliases.{accessor}.name}}}}/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\n\
+         path \"secret/metadata/credstore/{{{{identity.entity.aliases.{accessor}.name}}}}/*\" {{ capabilities = [\"read\", \"delete\"] }}\n"
+    )
+}
+
+/// JWT auth at `auth/jwt` trusting `issuer`, the templated policy, and one
+/// role per machine (bound to its subject).
+fn set_up_jwt(bao: &Bao, issuer: &Issuer, machines: &[&str], ttl: &str) {
+    bao.admin_ok("POST", "sys/auth/jwt", json!({"type": "jwt"}));
+    bao.admin_ok(
+        "POST",
+        "auth/jwt/config",
+        json!({"jwt_validation_pubkeys": [issuer.public_pem()], "bound_issuer": ISSUER}),
+    );
+    let auths = bao.admin_ok("GET", "sys/auth", json!({}));
+    let accessor = auths["data"]["jwt/"]["accessor"]
+        .as_str()
+        .or_else(|| auths["jwt/"]["accessor"].as_str())
+        .expect("jwt accessor")
+        .to_string();
+    bao.admin_ok(
+        "POST",
+        "sys/policies/acl/machine",
+        json!({"policy": machine_policy(&accessor)}),
+    );
+    for m in machines {
+        bao.admin_ok(
+            "POST",
+            &format!("auth/jwt/role/{m}"),
+            json!({
+                "role_type": "jwt",
+                "bound_audiences": [AUDIENCE],
+                "bound_subject": m,
+                "user_claim": "sub",
+                "token_policies": ["machine"],
+                "token_no_default_policy": false,
+                "token_ttl": ttl,
+                "token_max_ttl": "1h",
+            }),
+        );
+    }
+}
+
+/// The environment of machine `m`: its JWT file and role, its own prefix.
+fn machine_env(bao: &Bao, jwt_file: &std::path::Path, role: &str, prefix_of: &str) -> MapEnv {
+    MapEnv::new()
+        .with("VAULT_ADDR", &bao.addr)
+        .with("CREDSTORE_VAULT_JWT_FILE", jwt_file)
+        .with("CREDSTORE_VAULT_ROLE", role)
+        .with("CREDSTORE_VAULT_PREFIX", format!("credstore/{prefix_of}"))
+}
+
+#[test]
+fn jwt_login_with_a_workload_token_and_each_machine_confined_to_its_own_path() {
+    let bao = Bao::start();
+    let issuer = Issuer::new();
+    set_up_jwt(&bao, &issuer, &["machine-a", "machine-b"], "10m");
+    let dir = tempfile::tempdir().unwrap();
+    let a_file = dir.path().join("a.jwt");
+    let b_file = dir.path().join("b.jwt");
+    let a_jwt = issuer.mint("machine-a", json!({}));
+    std::fs::write(&a_file, format!("{a_jwt}\n")).unwrap();
+    std::fs::write(&b_file, issuer.mint("machine-b", json!({}))).unwrap();
+    let p = profile("default");
+
+    // Each machine logs in with its JWT (no Vault token anywhere) and
+    // stores and reads its own credential.
+    let a = bao.store(machine_env(&bao, &a_file, "machine-a", "machine-a"));
+    assert!(a
+        .config()
+        .auth_source()
+        .contains("JWT login at auth/jwt (role machine-a"));
+    a.save(&p, &api_key("sk-machine-a-1")).unwrap();
+    assert_eq!(
+        a.load(&p).unwrap().unwrap().expose_token(),
+        "sk-machine-a-1"
+    );
+    let b = bao.store(machine_env(&bao, &b_file, "machine-b", "machine-b"));
+    b.save(&p, &api_key("sk-machine-b-SECRET")).unwrap();
+    let stored = bao.admin_ok("GET", "secret/data/credstore/machine-b/default", json!({}));
+    assert_eq!(stored["data"]["data"]["api_key"], "sk-machine-b-SECRET");
+
+    // Machine A on machine B's profile: permission denied, exit 4, for a
+    // read and for a write, and B's credential is untouched.
+    let a_on_b = bao.store(machine_env(&bao, &a_file, "machine-a", "machine-b"));
+    for e in [
+        a_on_b.load(&p).unwrap_err(),
+        a_on_b.save(&p, &api_key("sk-from-a")).unwrap_err(),
+    ] {
+        assert_vault_error(&e, "permission denied");
+        assert_vault_error(&e, "secret/data/credstore/machine-b/default");
+        assert!(!e.to_string().contains("sk-machine-b-SECRET"), "{e}");
+        assert!(!e.to_string().contains(&a_jwt), "{e}");
+    }
+    let stored = bao.admin_ok("GET", "secret/data/credstore/machine-b/default", json!({}));
+    assert_eq!(stored["data"]["data"]["api_key"], "sk-machine-b-SECRET");
+    assert_eq!(stored["data"]["metadata"]["version"], 1);
+
+    // The same through the CLI: A's own profile works, B's gives exit 4.
+    let home = Home::new();
+    let cli = |prefix: &str| {
+        home.run()
+            .args(["--backend", "vault"])
+            .env("VAULT_ADDR", &bao.addr)
+            .env("CREDSTORE_VAULT_JWT_FILE", &a_file)
+            .env("CREDSTORE_VAULT_ROLE", "machine-a")
+            .env("CREDSTORE_VAULT_PREFIX", format!("credstore/{prefix}"))
+    };
+    let login = cli("machine-a")
+        .args(["login", "--with-api-key"])
+        .stdin("sk-machine-a-cli\n")
+        .expect(0);
+    let token = cli("machine-a").args(["token"]).expect(0);
+    assert_eq!(token.stdout, "sk-machine-a-cli\n");
+    // status and doctor show the login token's lease and policies.
+    let status = cli("machine-a").args(["status"]).expect(0);
+    let line = status
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("token"))
+        .unwrap_or_else(|| panic!("no token line: {}", status.stdout))
+        .to_string();
+    assert!(
+        line.contains("JWT login at auth/jwt (role machine-a")
+            && (line.contains("expires in 9m") || line.contains("expires in 10m"))
+            && line.contains("(renewable)")
+            && line.contains("policies default, machine"),
+        "{line}"
+    );
+    let doctor = cli("machine-a").args(["doctor"]).output();
+    assert!(
+        doctor.stdout.contains("policies default, machine") && doctor.stdout.contains("expires in"),
+        "{}",
+        doctor.stdout
+    );
+    let root_status = bao.cli(&home, &bao.root).args(["status"]).output();
+    assert!(
+        root_status.stdout.contains("never expires") || root_status.code == 1,
+        "{}",
+        root_status.stdout
+    );
+    for out in [&status, &doctor, &root_status] {
+        out.assert_no_secret(&bao.root, "status");
+    }
+    let denied = cli("machine-b").args(["token"]).expect(4);
+    assert!(
+        denied.stderr.contains("permission denied"),
+        "{}",
+        denied.stderr
+    );
+    assert!(!denied.stdout.contains("sk-machine-b"), "{}", denied.stdout);
+    for out in [&login, &token, &denied, &status, &doctor] {
+        out.assert_no_secret(&a_jwt, "jwt cli");
+        out.assert_no_secret("sk-machine-b-SECRET", "jwt cli");
+    }
+
+    // Refused logins: exit 4, a message naming the role and the file, and
+    // neither the JWT nor Vault's own text.
+    let bad = dir.path().join("bad.jwt");
+    let now = common::tokens::real_now();
+    let cases = [
+        (
+            "expired",
+            issuer.mint(
+                "machine-a",
+                json!({"iat": now - 7200, "nbf": now - 7200, "exp": now - 3600}),
+            ),
+            "machine-a",
+        ),
+        (
+            "wrong audience",
+            issuer.mint("machine-a", json!({"aud": "someone-else"})),
+            "machine-a",
+        ),
+        (
+            "another machine's role",
+            issuer.mint("machine-a", json!({})),
+            "machine-b",
+        ),
+        (
+            "no such role",
+            issuer.mint("machine-a", json!({})),
+            "machine-z",
+        ),
+        (
+            "another issuer's key",
+            Issuer::new().mint("machine-a", json!({})),
+            "machine-a",
+        ),
+    ];
+    for (what, jwt, role) in cases {
+        std::fs::write(&bad, &jwt).unwrap();
+        let store = bao.store(machine_env(&bao, &bad, role, "machine-a"));
+        let e = store.load(&p).unwrap_err();
+        assert_vault_error(&e, "was refused");
+        assert_vault_error(&e, &format!("role {role}"));
+        assert_vault_error(&e, "bad.jwt");
+        let msg = e.to_string();
+        assert!(!msg.contains(&jwt), "{what}: the JWT is in {msg}");
+        let out = home
+            .run()
+            .args(["--backend", "vault", "status"])
+            .env("VAULT_ADDR", &bao.addr)
+            .env("CREDSTORE_VAULT_JWT_FILE", &bad)
+            .env("CREDSTORE_VAULT_ROLE", role)
+            .expect(4);
+        assert!(out.stderr.contains("was refused"), "{what}: {}", out.stderr);
+        out.assert_no_secret(&jwt, what);
+    }
+    // A missing JWT file: exit 4 naming it.
+    let store = bao.store(machine_env(
+        &bao,
+        &dir.path().join("none.jwt"),
+        "machine-a",
+        "machine-a",
+    ));
+    assert_vault_error(&store.load(&p).unwrap_err(), "none.jwt");
+}
+
+#[test]
+fn the_jwt_file_is_read_again_at_each_login_and_tokens_are_renewed_or_replaced() {
+    let bao = Bao::start();
+    let issuer = Issuer::new();
+    // Login tokens live 6 s: renewed after 4 s, replaced after 5.4 s.
+    set_up_jwt(&bao, &issuer, &["machine-a"], "6s");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.jwt");
+    std::fs::write(&file, issuer.mint("machine-a", json!({}))).unwrap();
+    let p = profile("default");
+    let store = bao.store(machine_env(&bao, &file, "machine-a", "machine-a"));
+    store.save(&p, &api_key("sk-life-1")).unwrap();
+    let info = store.token_info().unwrap();
+    assert!(info.policies.contains(&"machine".to_string()), "{info:?}");
+    assert!(info.renewable, "{info:?}");
+    let ttl = info.ttl.expect("a login token expires");
+    assert!(
+        ttl <= Duration::from_secs(6) && ttl >= Duration::from_secs(3),
+        "{ttl:?}"
+    );
+    let tokens = |bao: &Bao| {
+        let (status, answer) = bao.admin("GET", "auth/token/accessors?list=true", None);
+        assert_eq!(status, 200);
+        answer["data"]["keys"]
+            .as_array()
+            .map(|k| k.len())
+            .unwrap_or(0)
+    };
+    let before = tokens(&bao);
+
+    // Near expiry, a renewable token is renewed (no new login).
+    std::thread::sleep(Duration::from_millis(4300));
+    assert!(store.load(&p).unwrap().is_some());
+    assert_eq!(tokens(&bao), before, "renewed, not a new login");
+    let renewed = store.token_info().unwrap().ttl.unwrap();
+    assert!(
+        renewed > Duration::from_secs(4),
+        "renewed lease {renewed:?}"
+    );
+
+    // The JWT rotates on disk; once the token is gone the next login reads
+    // the file again: a broken file now fails, a new valid one works.
+    std::fs::write(&file, "not-a-jwt").unwrap();
+    // Revoke the store's token by its accessor (every non-root token).
+    let (_, answer) = bao.admin("GET", "auth/token/accessors?list=true", None);
+    for acc in answer["data"]["keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let acc = acc.as_str().unwrap_or_default();
+        let (_, info) = bao.admin(
+            "POST",
+            "auth/token/lookup-accessor",
+            Some(json!({"accessor": acc})),
+        );
+        if info["data"]["policies"]
+            .as_array()
+            .is_some_and(|p| p.contains(&json!("machine")))
+        {
+            bao.admin_ok(
+                "POST",
+                "auth/token/revoke-accessor",
+                json!({"accessor": acc}),
+            );
+        }
+    }
+    let e = store.load(&p).unwrap_err();
+    assert_vault_error(&e, "refused");
+    std::fs::write(&file, issuer.mint("machine-a", json!({"jti": "second"}))).unwrap();
+    assert_eq!(store.load(&p).unwrap().unwrap().expose_token(), "sk-life-1");
+
+    // Expired: replaced by a new login, without a refused request first.
+    let logins_before = tokens(&bao);
+    std::thread::sleep(Duration::from_millis(5600));
+    assert!(store.load(&p).unwrap().is_some());
+    assert!(
+        tokens(&bao) > logins_before,
+        "a new login replaced the expired token"
+    );
+}
+
+/// A root call with `X-Vault-Wrap-TTL`: the wrapping token of the answer.
+fn wrapped(bao: &Bao, path: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent();
+    let mut r = agent
+        .post(format!("{}/v1/{path}", bao.addr))
+        .header("X-Vault-Token", &bao.root)
+        .header("X-Vault-Wrap-TTL", "120s")
+        .send(&b"{}"[..])
+        .expect("wrap call");
+    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    v["wrap_info"]["token"]
+        .as_str()
+        .expect("wrapping token")
+        .to_string()
+}
+
+#[test]
+fn approle_on_its_own_mount_with_a_secret_id_unwrapped_once() {
+    let bao = Bao::start();
+    bao.admin_ok("POST", "sys/auth/machines", json!({"type": "approle"}));
+    bao.admin_ok(
+        "POST",
+        "sys/policies/acl/agents",
+        json!({"policy": "path \"secret/data/credstore/*\" { capabilities = [\"create\", \"read\", \"update\"] }\npath \"secret/metadata/credstore/*\" { capabilities = [\"read\", \"delete\"] }"}),
+    );
+    bao.admin_ok(
+        "POST",
+        "auth/machines/role/agent",
+        json!({"token_policies": ["agents"], "token_ttl": "10m"}),
+    );
+    let role_id = bao.admin_ok("GET", "auth/machines/role/agent/role-id", json!({}))["data"]
+        ["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrapping = wrapped(&bao, "auth/machines/role/agent/secret-id");
+    let env = MapEnv::new()
+        .with("VAULT_ADDR", &bao.addr)
+        .with("VAULT_ROLE_ID", &role_id)
+        .with("VAULT_WRAPPED_SECRET_ID", &wrapping)
+        .with("CREDSTORE_VAULT_AUTH_MOUNT", "machines");
+    let p = profile("default");
+    let store = bao.store(env.clone());
+    assert!(store.config().auth_source().contains("auth/machines"));
+    store.save(&p, &api_key("sk-approle-1")).unwrap();
+    assert_eq!(
+        store.load(&p).unwrap().unwrap().expose_token(),
+        "sk-approle-1"
+    );
+    // The wrapping token is spent: Vault says so for anyone who tries it.
+    let (status, _) = bao.call(&wrapping, "POST", "sys/wrapping/unwrap", None);
+    assert_eq!(status, 400, "unwrapped exactly once already");
+
+    // Its token revoked, the store logs in again with the secret id it
+    // unwrapped (in memory), without unwrapping again.
+    let info = store.token_info().unwrap();
+    assert!(info.policies.contains(&"agents".to_string()), "{info:?}");
+    let (_, answer) = bao.admin("GET", "auth/token/accessors?list=true", None);
+    for acc in answer["data"]["keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let (_, i) = bao.admin(
+            "POST",
+            "auth/token/lookup-accessor",
+            Some(json!({"accessor": acc})),
+        );
+        if i["data"]["policies"]
+            .as_array()
+            .is_some_and(|p| p.contains(&json!("agents")))
+        {
+            bao.admin_ok(
+                "POST",
+                "auth/token/revoke-accessor",
+                json!({"accessor": acc}),
+            );
+        }
+    }
+    assert_eq!(
+        store.load(&p).unwrap().unwrap().expose_token(),
+        "sk-approle-1"
+    );
+
+    // Another process with the same (spent) wrapping token: refused, with
+    // the warning that someone else may have unwrapped it; no secret shown.
+    let e = bao.store(env.clone()).load(&p).unwrap_err();
+    assert_vault_error(&e, "refused to unwrap VAULT_WRAPPED_SECRET_ID");
+    assert_vault_error(&e, "audit log");
+    assert!(!e.to_string().contains(&wrapping) && !e.to_string().contains(&role_id));
+    let home = Home::new();
+    let out = home
+        .run()
+        .args(["--backend", "vault", "status"])
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_ROLE_ID", &role_id)
+        .env("VAULT_WRAPPED_SECRET_ID", &wrapping)
+        .env("CREDSTORE_VAULT_AUTH_MOUNT", "machines")
+        .expect(4);
+    assert!(out.stderr.contains("unwrap"), "{}", out.stderr);
+    out.assert_no_secret(&wrapping, "spent wrapping token");
+
+    // The default mount, where nothing is enabled: a clear error.
+    let fresh = wrapped(&bao, "auth/machines/role/agent/secret-id");
+    let e = bao
+        .store(
+            env.without("CREDSTORE_VAULT_AUTH_MOUNT")
+                .with("VAULT_WRAPPED_SECRET_ID", &fresh),
+        )
+        .load(&p)
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert!(e.to_string().contains("auth/approle"), "{e}");
+}
+
+/// A stand-in for the Kubernetes API's TokenReview endpoint (the one
+/// thing OpenBao's Kubernetes auth asks the cluster): every review says
+/// the token is `system:serviceaccount:<namespace>:<name>` when it is
+/// `accepted`, unauthenticated otherwise. Counts the reviews.
+fn fake_token_review(
+    accepted: String,
+    namespace: &'static str,
+    name: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let reviews = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&reviews);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Some(request) = read_request(&mut stream) else {
+                continue;
+            };
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let text = String::from_utf8_lossy(&request);
+            let body: Value = text
+                .split_once("\r\n\r\n")
+                .and_then(|(_, b)| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            let ok = body["spec"]["token"].as_str() == Some(accepted.as_str());
+            let status = if ok {
+                json!({"authenticated": true, "audiences": body["spec"]["audiences"], "user": {
+                    "username": format!("system:serviceaccount:{namespace}:{name}"),
+                    "uid": "uid-0000-1111", "groups": ["system:serviceaccounts"]}})
+            } else {
+                json!({"authenticated": false, "error": "invalid bearer token"})
+            };
+            let answer = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status})
+                .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (addr, reviews)
+}
+
+/// An ES256 JWT with `claims`, signed by a fresh P-256 key (the algorithm
+/// Kubernetes' service-account tokens use; RS256 is the other).
+fn es256_jwt(claims: Value) -> String {
+    use base64::Engine;
+    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let enc = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    let input = format!(
+        "{}.{}",
+        enc(&json!({"alg": "ES256", "typ": "JWT"})),
+        enc(&claims)
+    );
+    let sig = key.sign(&rng, input.as_bytes()).unwrap();
+    format!(
+        "{input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.as_ref())
+    )
+}
+
+#[test]
+fn kubernetes_login_with_a_service_account_token() {
+    let bao = Bao::start();
+    let now = common::tokens::real_now();
+    // A service-account token as the kubelet projects it (the claims the
+    // Kubernetes auth method reads; the API server's review vouches for it).
+    let sa_jwt = es256_jwt(json!({
+        "sub": "system:serviceaccount:agents:runner",
+        "iat": now - 5, "nbf": now - 5, "exp": now + 600,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "aud": ["https://kubernetes.default.svc.cluster.local"],
+        "kubernetes.io": {"namespace": "agents", "serviceaccount": {"name": "runner", "uid": "uid-0000-1111"}},
+    }));
+    let (k8s, reviews) = fake_token_review(sa_jwt.clone(), "agents", "runner");
+    bao.admin_ok("POST", "sys/auth/k8s-prod", json!({"type": "kubernetes"}));
+    // The API server's CA (required by the config; unused over http).
+    let ca_dir = tempfile::tempdir().unwrap();
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=kubernetes", "-days", "1", "-keyout"])
+        .arg(ca_dir.path().join("k"))
+        .arg("-out")
+        .arg(ca_dir.path().join("ca.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (apt-get install openssl)");
+    assert!(status.success(), "openssl req");
+    let ca = std::fs::read_to_string(ca_dir.path().join("ca.pem")).unwrap();
+    bao.admin_ok(
+        "POST",
+        "auth/k8s-prod/config",
+        json!({"kubernetes_host": k8s, "disable_local_ca_jwt": true, "kubernetes_ca_cert": ca}),
+    );
+    bao.admin_ok(
+        "POST",
+        "sys/policies/acl/pods",
+        json!({"policy": "path \"secret/data/credstore/*\" { capabilities = [\"create\", \"read\", \"update\"] }\npath \"secret/metadata/credstore/*\" { capabilities = [\"read\", \"delete\"] }"}),
+    );
+    bao.admin_ok(
+        "POST",
+        "auth/k8s-prod/role/runner",
+        json!({"bound_service_account_names": ["runner"], "bound_service_account_namespaces": ["agents"],
+               "token_policies": ["pods"], "token_ttl": "10m"}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &sa_jwt).unwrap();
+    let home = Home::new();
+    let cli = |role: &str| {
+        home.run()
+            .args(["--backend", "vault"])
+            .env("VAULT_ADDR", &bao.addr)
+            .env("CREDSTORE_VAULT_AUTH", "kubernetes")
+            .env("CREDSTORE_VAULT_AUTH_MOUNT", "k8s-prod")
+            .env("CREDSTORE_VAULT_ROLE", role)
+            .env("CREDSTORE_VAULT_JWT_FILE", &token_file)
+    };
+    let login = cli("runner")
+        .args(["login", "--with-api-key"])
+        .stdin("sk-pod-1\n")
+        .expect(0);
+    let token = cli("runner").args(["token"]).expect(0);
+    assert_eq!(token.stdout, "sk-pod-1\n");
+    assert!(
+        reviews.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "Vault asked the API server"
+    );
+    let status = cli("runner").args(["status"]).expect(0);
+    assert!(
+        status
+            .stdout
+            .contains("Kubernetes login at auth/k8s-prod (role runner"),
+        "{}",
+        status.stdout
+    );
+    // Another role, or a token the API server does not vouch for: exit 4.
+    let other = cli("builder").args(["token"]).expect(4);
+    assert!(other.stderr.contains("was refused"), "{}", other.stderr);
+    // A token the API server does not vouch for (same claims, other key).
+    let forged_jwt = es256_jwt(json!({
+        "sub": "system:serviceaccount:agents:runner",
+        "iat": now - 5, "nbf": now - 5, "exp": now + 600,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "kubernetes.io": {"namespace": "agents", "serviceaccount": {"name": "runner", "uid": "uid-0000-1111"}},
+    }));
+    std::fs::write(&token_file, &forged_jwt).unwrap();
+    let forged = cli("runner").args(["token"]).expect(4);
+    assert!(forged.stderr.contains("refused"), "{}", forged.stderr);
+    for out in [&login, &token, &status, &other, &forged] {
+        out.assert_no_secret(&sa_jwt, "kubernetes");
+    }
+    // Without a token file and not in a pod: exit 4 naming the default path.
+    let out = home
+        .run()
+        .args(["--backend", "vault", "token"])
+        .env("VAULT_ADDR", &bao.addr)
+        .env("CREDSTORE_VAULT_AUTH", "kubernetes")
+        .env("CREDSTORE_VAULT_ROLE", "runner")
+        .expect(4);
+    assert!(
+        out.stderr
+            .contains("/var/run/secrets/kubernetes.io/serviceaccount/token")
+            || out.stderr.contains("auth/kubernetes"),
         "{}",
         out.stderr
     );

@@ -144,6 +144,7 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<u8> {
         backend: ctx.backend.as_str(),
         backend_chosen_by: ctx.settings.backend_chosen_by.as_str(),
         resolved: Some(reported),
+        vault_token: None,
         warnings: place_warnings.iter().cloned().chain(warnings).collect(),
     };
     if args.json {
@@ -434,7 +435,11 @@ fn remember_backend(
         for (setting, vars) in [
             (
                 Setting::VaultAddr,
-                vec!["VAULT_ADDR".to_string(), "BAO_ADDR".into()],
+                vec![
+                    names.vault_addrs(),
+                    "VAULT_ADDR".to_string(),
+                    "BAO_ADDR".into(),
+                ],
             ),
             (Setting::VaultMount, vec![names.vault_mount()]),
             (Setting::VaultPrefix, vec![names.vault_prefix()]),
@@ -589,12 +594,29 @@ pub(super) fn status_report(ctx: &Context) -> Result<(Report, u8)> {
         .and_then(|r| r.identity.as_ref())
         .is_some_and(|i| i.expired);
     let logged_in = reported.is_some();
+    // Where the credential came from Vault: what the token in use is
+    // (its lease and policies; never the token itself).
+    let vault_token = reported
+        .as_ref()
+        .filter(|r| r.source_kind == credstore::store::SourceKind::Vault)
+        .map(|_| {
+            match credstore::store::VaultStore::from_env(
+                &ctx.settings.environment(&ctx.env),
+                ctx.names(),
+            )
+            .and_then(|v| v.token_info())
+            {
+                Ok(info) => info.to_string(),
+                Err(e) => format!("cannot look it up ({e})"),
+            }
+        });
     let report = Report {
         profile: ctx.profile.to_string(),
         profile_rule: ctx.settings.profile_rule.clone(),
         backend: ctx.backend.as_str(),
         backend_chosen_by: ctx.settings.backend_chosen_by.as_str(),
         resolved: reported,
+        vault_token,
         warnings,
     };
     Ok((report, if logged_in && !expired { 0 } else { 1 }))

@@ -113,7 +113,7 @@ impl Context {
                     &self.settings.environment(&self.env),
                     self.names(),
                 ) {
-                    Ok(c) => (format!("Vault at {}", c.addr()), c.timeout()),
+                    Ok(c) => (format!("Vault at {}", c.addrs().join(", ")), c.timeout()),
                     Err(_) => ("Vault".to_string(), credstore::http::DEFAULT_TIMEOUT),
                 };
                 Box::new(super::progress::Watched::new(store, what, limit))
@@ -133,7 +133,13 @@ impl Context {
                 eprintln!(
                     "warning: {} is plain http to a host that is not loopback ({} is set): the \
                      Vault token and the credential cross the network unencrypted",
-                    config.addr(),
+                    config
+                        .addrs()
+                        .iter()
+                        .filter(|a| a.starts_with("http://") && !credstore::http::is_loopback_url(a))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     self.names().vault_allow_http()
                 );
             }

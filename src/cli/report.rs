@@ -14,6 +14,9 @@ pub struct Report {
     pub backend: &'static str,
     pub backend_chosen_by: &'static str,
     pub resolved: Option<ReportedCredential>,
+    /// The Vault token in use (source, lease left, policies; never the
+    /// token), when the credential came from Vault. Human form only.
+    pub vault_token: Option<String>,
     pub warnings: Vec<Warning>,
 }
 
@@ -187,6 +190,9 @@ impl Report {
         line("backend", &format!("{} ({why})", self.backend));
         if let Some(at_rest) = &r.at_rest {
             line("storage", &shown(at_rest));
+        }
+        if let Some(t) = &self.vault_token {
+            line("token", &shown(t));
         }
         match &r.identity {
             None => {

@@ -24,8 +24,8 @@ pub use sealed::{
     init_systemd_creds, keygen, KeySource, Protection, SealConfig, SealedStore,
     DEFAULT_SYSTEMD_CREDENTIAL, SYSTEMD_CREDENTIAL_NAME,
 };
-pub(crate) use vault::{parse_addr, parse_vault_path};
-pub use vault::{VaultConfig, VaultStore};
+pub(crate) use vault::{parse_addrs, parse_vault_path};
+pub use vault::{TokenInfo, VaultConfig, VaultStore};
 
 use crate::error::{Error, Result};
 use crate::profile::Profile;

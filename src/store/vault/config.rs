@@ -20,7 +20,8 @@ pub const DEFAULT_PREFIX: &str = "credstore";
 /// live in it. Built from an [`Environment`] like the Vault CLI; `Debug`
 /// redacts every secret.
 pub struct VaultConfig {
-    pub(super) addr: String,
+    /// Every address, in the order they are tried (at least one).
+    pub(super) addrs: Vec<String>,
     pub(super) auth: Box<dyn AuthMethod>,
     pub(super) namespace: Option<String>,
     pub(super) ca_cert: Option<PathBuf>,
@@ -34,7 +35,7 @@ pub struct VaultConfig {
 impl std::fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultConfig")
-            .field("addr", &self.addr)
+            .field("addrs", &self.addrs)
             .field("auth", &format_args!("{} [REDACTED]", self.auth.source()))
             .field("namespace", &self.namespace)
             .field("ca_cert", &self.ca_cert)
@@ -49,18 +50,26 @@ impl std::fmt::Debug for VaultConfig {
 impl VaultConfig {
     /// Reads the configuration:
     ///
-    /// - address: `VAULT_ADDR` or `BAO_ADDR` (`https://`; `http://` only
-    ///   for a loopback host, unless `{PREFIX}_VAULT_ALLOW_HTTP=1`, since
-    ///   the token and the credential would cross the network in clear);
-    /// - auth, first found: `VAULT_TOKEN` or `BAO_TOKEN`; AppRole with
-    ///   `VAULT_ROLE_ID` + `VAULT_SECRET_ID`; the token file
-    ///   `$HOME/.vault-token` written by `vault login` / `bao login`;
+    /// - addresses: `{PREFIX}_VAULT_ADDRS`, else `VAULT_ADDR` or
+    ///   `BAO_ADDR`; each may hold several, comma-separated, tried in order
+    ///   (`https://`; `http://` only for a loopback host, unless
+    ///   `{PREFIX}_VAULT_ALLOW_HTTP=1`, since the token and the credential
+    ///   would cross the network in clear);
+    /// - auth: `{PREFIX}_VAULT_AUTH` (`token`, `approle`, `jwt`,
+    ///   `kubernetes`), else the first found: `VAULT_TOKEN` or `BAO_TOKEN`;
+    ///   AppRole with `VAULT_ROLE_ID` + `VAULT_SECRET_ID` (or
+    ///   `VAULT_WRAPPED_SECRET_ID`); a JWT login with
+    ///   `{PREFIX}_VAULT_JWT_FILE` + `{PREFIX}_VAULT_ROLE`; the token file
+    ///   `$HOME/.vault-token` written by `vault login` / `bao login`.
+    ///   `{PREFIX}_VAULT_AUTH_MOUNT` moves a login method's mount;
     /// - `VAULT_NAMESPACE` (or `BAO_NAMESPACE`), sent as `X-Vault-Namespace`;
     /// - `VAULT_CACERT` (or `BAO_CACERT`): a PEM file of the CA(s) to trust
     ///   instead of the built-in Mozilla roots;
     /// - `{PREFIX}_VAULT_MOUNT` (default `secret`), `{PREFIX}_VAULT_PREFIX`
     ///   (default `credstore`);
-    /// - `{PREFIX}_HTTP_TIMEOUT`: whole seconds per request (default 30).
+    /// - `{PREFIX}_HTTP_TIMEOUT`: whole seconds per operation (a read, a
+    ///   write, a delete, with every retry, fail-over and login in it;
+    ///   default 30).
     ///
     /// When a `VAULT_*` and its `BAO_*` twin are both set to different
     /// values, that is a usage error (credstore will not guess which server
@@ -81,14 +90,21 @@ impl VaultConfig {
     /// assert!(!format!("{config:?}").contains("hvs.example-token"));
     /// ```
     pub fn from_env(env: &dyn Environment, names: &EnvNames) -> Result<VaultConfig> {
-        let Some((addr, addr_var)) = twin(env, "VAULT_ADDR", "BAO_ADDR")? else {
-            return Err(Error::BackendUnavailable {
-                backend: BACKEND,
-                reason: "no Vault address: VAULT_ADDR (or BAO_ADDR) is not set".into(),
-                hint: "Set VAULT_ADDR=https://your-vault:8200 and a token (VAULT_TOKEN, or VAULT_ROLE_ID + VAULT_SECRET_ID).".into(),
-            });
+        let list_var = names.vault_addrs();
+        let (raw, addr_var): (Zeroizing<String>, String) = match env.text(&list_var)? {
+            Some(list) => (list, list_var),
+            None => match twin(env, "VAULT_ADDR", "BAO_ADDR")? {
+                Some((addr, var)) => (addr, var.to_string()),
+                None => {
+                    return Err(Error::BackendUnavailable {
+                        backend: BACKEND,
+                        reason: "no Vault address: VAULT_ADDR (or BAO_ADDR) is not set".into(),
+                        hint: "Set VAULT_ADDR=https://your-vault:8200 (several, comma-separated, for a cluster) and a token (VAULT_TOKEN), AppRole ids or a JWT file.".into(),
+                    })
+                }
+            },
         };
-        let addr = parse_addr(&addr, addr_var)?;
+        let addrs = parse_addrs(&raw, &addr_var)?;
         let allow_var = names.vault_allow_http();
         let allow_http = match env.text(&allow_var)? {
             None => false,
@@ -102,11 +118,15 @@ impl VaultConfig {
                 }
             },
         };
-        let insecure_http = addr.starts_with("http://") && !crate::http::is_loopback_url(&addr);
-        if insecure_http && !allow_http {
-            return Err(Error::Usage(format!(
-                "{addr_var} is {addr}: plain http to a host that is not loopback would send the Vault token and the credential in clear; use https:// (with VAULT_CACERT for a private CA), or set {allow_var}=1 to accept that risk"
-            )));
+        let is_insecure =
+            |addr: &str| addr.starts_with("http://") && !crate::http::is_loopback_url(addr);
+        let insecure_http = addrs.iter().any(|a| is_insecure(a));
+        if let Some(addr) = addrs.iter().find(|a| is_insecure(a)) {
+            if !allow_http {
+                return Err(Error::Usage(format!(
+                    "{addr_var} holds {addr}: plain http to a host that is not loopback would send the Vault token and the credential in clear; use https:// (with VAULT_CACERT for a private CA), or set {allow_var}=1 to accept that risk"
+                )));
+            }
         }
 
         let timeout = crate::http::timeout_from_env(env, names)?;
@@ -123,9 +143,9 @@ impl VaultConfig {
             None => None,
         };
         let ca_cert = twin_path(env, "VAULT_CACERT", "BAO_CACERT")?;
-        let auth = auth::from_env(env)?;
+        let auth = auth::from_env(env, names)?;
         Ok(VaultConfig {
-            addr,
+            addrs,
             auth,
             namespace,
             ca_cert,
@@ -137,9 +157,14 @@ impl VaultConfig {
         })
     }
 
-    /// The server's address, without a trailing `/`.
+    /// The first server address, without a trailing `/`.
     pub fn addr(&self) -> &str {
-        &self.addr
+        self.addrs.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// Every server address, in the order they are tried.
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
     }
 
     /// The KV v2 mount.
@@ -162,7 +187,7 @@ impl VaultConfig {
         self.ca_cert.as_deref()
     }
 
-    /// The deadline of each request.
+    /// The deadline of each operation (all its requests and retries).
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -215,6 +240,27 @@ fn twin_path(
         (Some(a), _) => Ok(Some(a)),
         (None, b) => Ok(b),
     }
+}
+
+/// A comma-separated list of addresses (one is a list too): each checked
+/// like [`parse_addr`], blanks between commas ignored, repeats dropped.
+pub(crate) fn parse_addrs(raw: &str, var: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for item in raw.split(',').filter(|s| !s.trim().is_empty()) {
+        let addr = parse_addr(item, var)?;
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Usage(format!(
+            "{var} holds no address; expected e.g. https://vault.example.com:8200"
+        )));
+    }
+    if out.len() > 16 {
+        return Err(Error::Usage(format!("{var} holds more than 16 addresses")));
+    }
+    Ok(out)
 }
 
 pub(crate) fn parse_addr(raw: &str, var: &str) -> Result<String> {
@@ -327,6 +373,132 @@ mod tests {
         let env = base().with("CODEX_VAULT_MOUNT", "kv2");
         let codex = VaultConfig::from_env(&env, &EnvNames::new("CODEX")).unwrap();
         assert_eq!(codex.mount(), "kv2");
+    }
+
+    #[test]
+    fn address_lists_from_vault_addr_or_the_list_variable() {
+        let c = from(&base().with(
+            "VAULT_ADDR",
+            " http://127.0.0.1:8200/, https://vault-b.example:8200 ,,http://127.0.0.1:8200",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.addrs(),
+            ["http://127.0.0.1:8200", "https://vault-b.example:8200"]
+        );
+        assert_eq!(c.addr(), "http://127.0.0.1:8200");
+        // The list variable wins over VAULT_ADDR (which config.toml may
+        // fill in), and follows the prefix.
+        let env = base().with(
+            "CREDSTORE_VAULT_ADDRS",
+            "https://a.example,https://b.example",
+        );
+        assert_eq!(
+            from(&env).unwrap().addrs(),
+            ["https://a.example", "https://b.example"]
+        );
+        let codex = VaultConfig::from_env(&env, &EnvNames::new("CODEX")).unwrap();
+        assert_eq!(codex.addrs(), ["http://127.0.0.1:8200"]);
+        // Each address is checked; the error names the variable.
+        let msg = usage(&base().with("CREDSTORE_VAULT_ADDRS", "https://a.example,ftp://b"));
+        assert!(msg.contains("CREDSTORE_VAULT_ADDRS"), "{msg}");
+        assert!(usage(&base().with("VAULT_ADDR", " , ")).contains("no address"));
+        // One plain-http remote address in the list is enough to refuse.
+        let msg = usage(&base().with("VAULT_ADDR", "https://a.example,http://b.example"));
+        assert!(
+            msg.contains("http://b.example") && msg.contains("in clear"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn login_method_selection() {
+        let dir = tempfile::tempdir().unwrap();
+        let jwt = dir.path().join("jwt");
+        let addr = MapEnv::new().with("VAULT_ADDR", "http://127.0.0.1:8200");
+        let names = EnvNames::default();
+        let source = |env: &MapEnv| VaultConfig::from_env(env, &names).map(|c| c.auth_source());
+        // Default: a token, else AppRole, else a JWT file.
+        let all = addr
+            .clone()
+            .with("VAULT_TOKEN", "s.tok-SECRET-1234")
+            .with("VAULT_ROLE_ID", "r-1")
+            .with("VAULT_SECRET_ID", "s-SECRET-2")
+            .with("CREDSTORE_VAULT_JWT_FILE", &jwt)
+            .with("CREDSTORE_VAULT_ROLE", "agents");
+        assert_eq!(source(&all).unwrap(), "VAULT_TOKEN");
+        let no_token = all.clone().without("VAULT_TOKEN");
+        assert!(source(&no_token)
+            .unwrap()
+            .starts_with("AppRole login at auth/approle"));
+        let jwt_only = no_token
+            .clone()
+            .without("VAULT_ROLE_ID")
+            .without("VAULT_SECRET_ID");
+        let s = source(&jwt_only).unwrap();
+        assert!(s.starts_with("JWT login at auth/jwt (role agents"), "{s}");
+        // Chosen explicitly, with a mount.
+        let s = source(
+            &all.clone()
+                .with("CREDSTORE_VAULT_AUTH", "jwt")
+                .with("CREDSTORE_VAULT_AUTH_MOUNT", "ci/gitlab"),
+        )
+        .unwrap();
+        assert!(s.starts_with("JWT login at auth/ci/gitlab"), "{s}");
+        let s = source(&all.clone().with("CREDSTORE_VAULT_AUTH", "kubernetes")).unwrap();
+        assert!(s.starts_with("Kubernetes login at auth/kubernetes"), "{s}");
+        let k8s = addr
+            .clone()
+            .with("CREDSTORE_VAULT_AUTH", "kubernetes")
+            .with("CREDSTORE_VAULT_ROLE", "pod");
+        assert!(source(&k8s)
+            .unwrap()
+            .contains("/var/run/secrets/kubernetes.io/serviceaccount/token"));
+        let s = source(
+            &all.clone()
+                .with("CREDSTORE_VAULT_AUTH", "approle")
+                .with("CREDSTORE_VAULT_AUTH_MOUNT", "machines"),
+        )
+        .unwrap();
+        assert!(s.starts_with("AppRole login at auth/machines"), "{s}");
+        // Wrapped secret ids; never both kinds.
+        let wrapped = addr
+            .clone()
+            .with("VAULT_ROLE_ID", "r-1")
+            .with("VAULT_WRAPPED_SECRET_ID", "w-SECRET-3");
+        assert!(source(&wrapped)
+            .unwrap()
+            .contains("VAULT_WRAPPED_SECRET_ID"));
+        assert!(usage(&wrapped.clone().with("VAULT_SECRET_ID", "s-SECRET-2")).contains("both set"));
+        // Usage errors name the variable and never a secret.
+        for (env, needle) in [
+            (
+                all.clone().with("CREDSTORE_VAULT_AUTH", "ldap"),
+                "CREDSTORE_VAULT_AUTH",
+            ),
+            (
+                jwt_only.clone().without("CREDSTORE_VAULT_ROLE"),
+                "CREDSTORE_VAULT_ROLE",
+            ),
+            (
+                jwt_only.clone().with("CREDSTORE_VAULT_ROLE", "a b"),
+                "CREDSTORE_VAULT_ROLE",
+            ),
+            (
+                jwt_only.clone().with("CREDSTORE_VAULT_AUTH_MOUNT", "../x"),
+                "CREDSTORE_VAULT_AUTH_MOUNT",
+            ),
+        ] {
+            let msg = usage(&env);
+            assert!(msg.contains(needle), "{msg}");
+            assert!(!msg.contains("SECRET"), "{msg}");
+        }
+        // Asked for, not configured: exit 4 saying what to set.
+        let e = from(&addr.clone().with("CREDSTORE_VAULT_AUTH", "jwt")).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.to_string().contains("CREDSTORE_VAULT_JWT_FILE"), "{e}");
+        let e = from(&addr.with("CREDSTORE_VAULT_AUTH", "token")).unwrap_err();
+        assert!(e.to_string().contains("VAULT_TOKEN"), "{e}");
     }
 
     #[test]

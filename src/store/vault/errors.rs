@@ -40,6 +40,10 @@ const KNOWN: &[(&str, &str)] = &[
         "no active node was found (a leader election may be in progress)",
     ),
     ("node is not active", "this node is a standby"),
+    (
+        "waiting for the primary to upgrade",
+        "the KV mount is not ready on this node yet (it was just mounted, or a new leader is taking over)",
+    ),
     ("namespace not found", "no such namespace"),
     ("token is expired", "the login JWT has expired"),
     (
@@ -116,6 +120,7 @@ mod tests {
         Answer {
             status,
             body: Zeroizing::new(body.as_bytes().to_vec()),
+            node: 0,
         }
     }
 

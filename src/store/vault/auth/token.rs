@@ -1,10 +1,10 @@
 //! A fixed token: `VAULT_TOKEN` / `BAO_TOKEN`, or `~/.vault-token`.
 
-use super::AuthMethod;
+use super::{AuthMethod, Issued};
 use crate::env::Environment;
 use crate::error::{Error, Result};
 use crate::secret::{read_config_file, secret_string, ReadError};
-use crate::store::vault::client::Client;
+use crate::store::vault::client::{Client, Deadline};
 use crate::store::vault::config::{parse_token, twin};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -60,8 +60,8 @@ impl AuthMethod for StaticToken {
         self.source.to_string()
     }
 
-    fn login(&self, _client: &Client) -> Result<SecretString> {
-        Ok(secret_string(self.token.expose_secret()))
+    fn login(&self, _client: &Client, _deadline: &Deadline) -> Result<Issued> {
+        Ok(Issued::fixed(secret_string(self.token.expose_secret())))
     }
 
     fn can_relogin(&self) -> bool {
