@@ -235,3 +235,39 @@ impl ArgPath for common::Run {
         self.args([p])
     }
 }
+
+#[test]
+fn a_child_that_removes_the_socket_does_not_hang_exec() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let mut cmd = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args([
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "rm \"$CREDSTORE_AGENT_SOCK\"; exit 3",
+        ])
+        .into_command();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let deadline = started + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("exec hung after its child removed the socket");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(3));
+    assert!(started.elapsed() < Duration::from_secs(4));
+}

@@ -205,6 +205,21 @@ fn start_modes_and_stop_on_sigterm_and_sigint() {
     assert!(!agent.socket.exists());
 }
 
+#[test]
+fn an_agent_whose_socket_was_removed_still_stops_on_sigterm() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let sock = socket_dir(&home).join("a.sock");
+    let mut agent = Agent::start(&home, &token, &["--socket", sock.to_str().unwrap()], &[]);
+    std::fs::remove_file(&sock).unwrap();
+    agent.signal("TERM");
+    assert_eq!(
+        agent.wait(Duration::from_secs(3)),
+        Some(0),
+        "exit 0 on TERM with the socket file gone"
+    );
+}
+
 trait SocketLike {
     fn is_socket_like(&self) -> bool;
 }

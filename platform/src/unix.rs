@@ -352,6 +352,26 @@ pub fn connect_unix(
     Ok(std::os::unix::net::UnixStream::from(fd))
 }
 
+pub fn wait_readable(
+    fd: std::os::unix::io::BorrowedFd<'_>,
+    wake: std::os::unix::io::BorrowedFd<'_>,
+    timeout: Option<std::time::Duration>,
+) -> io::Result<bool> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let t = timeout.map(|left| Timespec {
+        tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(left.subsec_nanos()),
+    });
+    let mut fds = [
+        PollFd::new(&fd, PollFlags::IN),
+        PollFd::new(&wake, PollFlags::IN),
+    ];
+    poll(&mut fds, t.as_ref())?;
+    let woken = !fds[1].revents().is_empty();
+    let ready = !fds[0].revents().is_empty();
+    Ok(ready && !woken)
+}
+
 pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
     let pid = i32::try_from(pid)
         .ok()

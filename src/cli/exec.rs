@@ -352,7 +352,15 @@ mod unix {
         }
         if let Some((handle, serving)) = agent {
             handle.stop("the command exited");
-            let _ = serving.join();
+            // Bounded: the command's exit code is never held back by the
+            // agent (stop wipes the key itself, whatever the thread does).
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while !serving.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if serving.is_finished() {
+                let _ = serving.join();
+            }
         }
         use std::os::unix::process::ExitStatusExt;
         if let Some(code) = status.code() {

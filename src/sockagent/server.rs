@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use serde_json::{json, Map, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::io::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,6 +100,9 @@ struct Shared {
     audit: Option<AuditLog>,
     memory: MemoryProtection,
     stopping: AtomicBool,
+    /// Wakes the accept loop on stop, without the filesystem: the socket
+    /// file may be gone (removed by anyone of the user).
+    wakeup: credstore_platform::Wakeup,
     stop_lock: Mutex<()>,
     stop_reason: Mutex<Option<String>>,
     last_request: Mutex<Instant>,
@@ -170,6 +174,13 @@ impl SigningAgent {
         }
         let meta = std::fs::symlink_metadata(&socket)
             .map_err(|e| Error::io("checking the socket", &socket, e))?;
+        // Non-blocking: the accept loop waits in poll, together with the
+        // wakeup of stop.
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("setting up", &socket, e))?;
+        let wakeup =
+            credstore_platform::Wakeup::new().map_err(|e| Error::io("setting up", &socket, e))?;
 
         let (held, memory) = hold(credential);
         let shared = Arc::new(Shared {
@@ -184,6 +195,7 @@ impl SigningAgent {
             audit: config.audit,
             memory,
             stopping: AtomicBool::new(false),
+            wakeup,
             stop_lock: Mutex::new(()),
             stop_reason: Mutex::new(None),
             last_request: Mutex::new(Instant::now()),
@@ -246,12 +258,26 @@ impl SigningAgent {
                 .spawn(move || idle_watch(&handle, limit))
                 .map_err(|e| Error::io("starting the idle timer for", &shared.socket, e))?;
         }
-        for conn in self.listener.incoming() {
+        loop {
             if shared.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            match conn {
-                Ok(stream) => match tx.try_send(stream) {
+            match shared.wakeup.wait_readable(self.listener.as_fd(), None) {
+                Ok(true) => {}
+                // Woken by stop: `stopping` is set.
+                Ok(false) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            }
+            match self.listener.accept() {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // Served in blocking mode with timeouts (BSDs hand on the
+                // listener's non-blocking flag).
+                Ok((stream, _)) if stream.set_nonblocking(false).is_err() => {}
+                Ok((stream, _)) => match tx.try_send(stream) {
                     Ok(()) => {}
                     Err(TrySendError::Full(stream)) => {
                         let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
@@ -320,8 +346,9 @@ impl AgentHandle {
                 Err(std::sync::TryLockError::WouldBlock) => break,
             }
         }
-        // Wakes the accept loop, which then sees `stopping`.
-        let _ = credstore_platform::connect_unix(&self.shared.socket, Duration::from_millis(200));
+        // Wakes the accept loop, which then sees `stopping`; never through
+        // the socket's path, which may be gone.
+        self.shared.wakeup.wake();
         self.shared.remove_socket();
         if let Some(log) = &self.shared.audit {
             let _ = log.event("stop", json!({"reason": reason}));
