@@ -636,6 +636,96 @@ fn a_live_socket_is_never_replaced_and_a_stale_one_is() {
 }
 
 #[test]
+fn two_agents_started_at_once_on_one_path_one_serves_the_other_fails() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let dir = socket_dir(&home);
+    for round in 0..6 {
+        let sock = dir.join(format!("race-{round}.sock"));
+        let mut children: Vec<Child> = (0..8)
+            .map(|_| {
+                let mut cmd = home
+                    .run()
+                    .env("CREDSTORE_AGENT_IDENTITY", &token)
+                    .args(["agent", "--socket", sock.to_str().unwrap()])
+                    .into_command();
+                cmd.stdin(Stdio::null());
+                cmd.spawn().expect("spawn agent")
+            })
+            .collect();
+        let mut served = 0;
+        let mut failed = 0;
+        for child in &mut children {
+            let mut line = String::new();
+            let stdout = child.stdout.take().expect("stdout");
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            if line.starts_with("CREDSTORE_AGENT_SOCK=") {
+                served += 1;
+            } else {
+                let status = child.wait().expect("wait");
+                let mut err = String::new();
+                let _ = child
+                    .stderr
+                    .take()
+                    .expect("stderr")
+                    .read_to_string(&mut err);
+                assert_eq!(status.code(), Some(4), "{err}");
+                assert!(err.contains("already listens"), "{err}");
+                failed += 1;
+            }
+        }
+        assert_eq!((served, failed), (1, 7), "round {round}");
+        home.run()
+            .env("CREDSTORE_AGENT_SOCK", &sock)
+            .args(["assertion", "--task-id", "t"])
+            .expect(0);
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn an_agent_starting_while_another_holds_the_socket_lock_refuses() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let sock = socket_dir(&home).join("held.sock");
+    // What an agent between its stale check and its socket's placing holds.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(sock.with_extension("sock.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let mut cmd = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args(["agent", "--socket", sock.to_str().unwrap()])
+        .into_command();
+    cmd.stdin(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent started although another holds the socket's lock");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.code(), Some(4), "{err}");
+    assert!(err.contains("already listens"), "{err}");
+    assert!(!sock.exists());
+}
+
+#[test]
 fn max_idle_stops_the_agent() {
     let home = Home::new();
     let token = TokenBuilder::new().build();

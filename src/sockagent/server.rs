@@ -91,6 +91,9 @@ struct Shared {
     /// Device and inode of the socket this agent bound: only that one is
     /// removed on stop (never another agent's at the same path).
     socket_id: (u64, u64),
+    /// The lock on `<socket>.lock` (and its path), held until the agent
+    /// ends.
+    lock: (PathBuf, std::fs::File),
     uid: u32,
     held: RwLock<Option<Held>>,
     allow_export: bool,
@@ -151,7 +154,6 @@ impl SigningAgent {
             _ => PathBuf::from("."),
         };
         prepare_dir(&dir)?;
-        clear_stale(&socket)?;
         let file_name = socket
             .file_name()
             .ok_or_else(|| Error::Usage(format!("{} is not a socket path", socket.display())))?;
@@ -161,15 +163,22 @@ impl SigningAgent {
                 socket.display()
             )));
         }
+        // Held from the stale check until the agent ends: two agents on
+        // one path never both get past it.
+        let lock = lock_socket_path(&socket)?;
+        clear_stale(&socket)?;
         // Bound under a temporary name, made 0600, then renamed: the
         // socket is never reachable at its path with wider modes.
         let tmp = dir.join(format!(".cs-agent-{}.tmp", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         let listener = UnixListener::bind(&tmp).map_err(|e| Error::io("binding", &tmp, e))?;
         let made_private = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-            .and_then(|()| std::fs::rename(&tmp, &socket));
+            .and_then(|()| place_socket(&tmp, &socket));
         if let Err(e) = made_private {
             let _ = std::fs::remove_file(&tmp);
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                return Err(already_listens(&socket));
+            }
             return Err(Error::io("creating the socket", &socket, e));
         }
         let meta = std::fs::symlink_metadata(&socket)
@@ -186,6 +195,7 @@ impl SigningAgent {
         let shared = Arc::new(Shared {
             socket,
             socket_id: (meta.dev(), meta.ino()),
+            lock,
             uid: credstore_platform::effective_uid(),
             held: RwLock::new(Some(held)),
             allow_export: config.allow_export,
@@ -372,6 +382,15 @@ impl Shared {
                 let _ = std::fs::remove_file(&self.socket);
             }
         }
+        // Our lock file too (still locked by us: an agent that opened it
+        // before cannot lock it while we run, and one that starts after
+        // makes a new one; the socket itself is never replaced either way).
+        let (path, file) = &self.lock;
+        if let (Ok(ours), Ok(there)) = (file.metadata(), std::fs::symlink_metadata(path)) {
+            if (ours.dev(), ours.ino()) == (there.dev(), there.ino()) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 }
 
@@ -405,6 +424,43 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+fn already_listens(socket: &Path) -> Error {
+    Error::Backend {
+        backend: "signing agent",
+        message: format!(
+            "another agent already listens on {} (or is starting there); stop it, or choose \
+             another socket path",
+            socket.display()
+        ),
+    }
+}
+
+/// Takes the lock `<socket>.lock` beside the socket (in its private
+/// directory), without waiting: held by another agent, it is an error.
+fn lock_socket_path(socket: &Path) -> Result<(PathBuf, std::fs::File)> {
+    let mut name = socket.as_os_str().to_os_string();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let file =
+        credstore_platform::open_lock_file(&path).map_err(|e| Error::io("opening", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok((path, file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(already_listens(socket)),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking", &path, e)),
+    }
+}
+
+/// Puts the bound socket `tmp` at `socket` without ever replacing what is
+/// there: a hard link (fails when the name exists), else, where the
+/// filesystem has no hard links, a rename under the lock.
+fn place_socket(tmp: &Path, socket: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(tmp, socket) {
+        Ok(()) => std::fs::remove_file(tmp),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) => std::fs::rename(tmp, socket),
+    }
+}
+
 /// Removes a socket nobody listens on; refuses to touch anything else.
 fn clear_stale(socket: &Path) -> Result<()> {
     let meta = match std::fs::symlink_metadata(socket) {
@@ -425,13 +481,7 @@ fn clear_stale(socket: &Path) -> Result<()> {
         )));
     }
     match credstore_platform::connect_unix(socket, Duration::from_millis(500)) {
-        Ok(_) => Err(Error::Backend {
-            backend: "signing agent",
-            message: format!(
-                "another agent already listens on {}; stop it, or choose another socket path",
-                socket.display()
-            ),
-        }),
+        Ok(_) => Err(already_listens(socket)),
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => std::fs::remove_file(socket)
             .map_err(|e| Error::io("removing the stale socket", socket, e)),
         Err(e) => Err(Error::Backend {
