@@ -397,20 +397,39 @@ fn another_uid_is_refused_and_logged() {
             .stdin(Stdio::null());
         cmd.output().expect("setpriv")
     };
-    // With the socket's own mode 0600, uid 65534 cannot even connect.
+    // With the socket's own mode 0600, uid 65534 cannot even connect (its
+    // client refuses the socket of another user before trying).
     let out = as_nobody(&["headers", "--task-id", "t"]);
     assert_eq!(out.status.code(), Some(4), "{:?}", out);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot be reached"), "{err}");
+    assert!(err.contains("not your agent"), "{err}");
 
-    // With the socket opened up, the peer check refuses it.
+    // With the socket opened up, the client itself refuses an agent of
+    // another uid; and the agent's peer check refuses uid 65534 (a raw
+    // client, which does not check who listens).
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
     let out = as_nobody(&["headers", "--task-id", "t"]);
     assert_eq!(out.status.code(), Some(4), "{:?}", out);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("refused"), "{err}");
-    assert!(err.contains("uid 65534"), "{err}");
+    assert!(err.contains("not your agent"), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).is_empty());
+    let raw = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args([
+            "/usr/bin/python3",
+            "-c",
+            "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+             s.sendall(b'{\"op\":\"assertion\",\"task_id\":\"t\"}\\n')\n\
+             print(s.makefile().readline())",
+        ])
+        .arg(&sock)
+        .env_clear()
+        .output()
+        .expect("setpriv python3");
+    let answer = String::from_utf8_lossy(&raw.stdout);
+    assert!(answer.contains("refused"), "{answer} {raw:?}");
+    assert!(answer.contains("uid 65534"), "{answer}");
+    assert!(!answer.contains("AgentAssertion"), "{answer}");
     // The agent's own user is still served.
     home.run()
         .env("CREDSTORE_AGENT_SOCK", &sock)
@@ -633,6 +652,73 @@ fn a_live_socket_is_never_replaced_and_a_stale_one_is() {
         .args(["agent", "--socket", open.join("a.sock").to_str().unwrap()])
         .expect(4);
     assert!(out.stderr.contains("chmod 700"), "{}", out.stderr);
+    // Sticky (like /tmp) is refused too: another user could be first.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args(["agent", "--socket", open.join("b.sock").to_str().unwrap()])
+        .expect(4);
+    assert!(out.stderr.contains("other users"), "{}", out.stderr);
+    assert!(!open.join("b.sock").exists());
+}
+
+#[test]
+fn a_fake_agent_of_another_uid_is_not_trusted() {
+    if credstore_platform::effective_uid() != 0 || !Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIPPED: needs root (setpriv) and /usr/bin/python3");
+        return;
+    }
+    let home = Home::new();
+    std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shared = home.root().join("tmp");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let sock = shared.join("agent.sock");
+    // uid 65534's fake agent: answers every request with made-up headers.
+    let script = r#"
+import socket, os, sys, json
+p = sys.argv[1]
+s = socket.socket(socket.AF_UNIX); s.bind(p); os.chmod(p, 0o666); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept(); c.recv(65536)
+    c.sendall(json.dumps({"ok": True, "headers": [["Authorization", "AgentAssertion fake"]]}).encode() + b"\n")
+    c.close()
+"#;
+    let mut fake = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["/usr/bin/python3", "-c", script])
+        .arg(&sock)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("setpriv");
+    let mut line = String::new();
+    BufReader::new(fake.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let ask = || {
+        home.run()
+            .env("CREDSTORE_AGENT_SOCK", &sock)
+            .args(["headers", "--task-id", "t", "--json"])
+            .expect(4)
+    };
+    // The socket file is uid 65534's.
+    let out = ask();
+    assert!(out.stderr.contains("not your agent"), "{}", out.stderr);
+    assert!(out.stderr.contains("uid 65534"), "{}", out.stderr);
+    assert!(!out.stdout.contains("fake"), "{}", out.stdout);
+    // Made to look like ours: the listener's own uid (SO_PEERCRED) tells.
+    std::os::unix::fs::chown(&sock, Some(0), Some(0)).unwrap();
+    let out = ask();
+    assert!(out.stderr.contains("served by uid 65534"), "{}", out.stderr);
+    assert!(!out.stdout.contains("fake"), "{}", out.stdout);
+    let _ = fake.kill();
+    let _ = fake.wait();
 }
 
 #[test]

@@ -160,6 +160,20 @@ impl AgentClient {
         }
     }
 
+    #[cfg(unix)]
+    fn not_ours(&self, what: &str, uid: u32, me: u32) -> Error {
+        let fix = match &self.variable {
+            Some(v) => format!("; unset {v}, or point it at your own agent's socket"),
+            None => String::new(),
+        };
+        Error::AgentUnavailable {
+            socket: self.socket.clone(),
+            reason: format!(
+                "is not your agent: {what} uid {uid}, not your uid {me}; refusing to use it{fix}"
+            ),
+        }
+    }
+
     fn call(&self, request: &Request, answer_timeout: Duration) -> Result<Answer> {
         let line = self.exchange(&request.to_line(), answer_timeout)?;
         let answer: Answer = serde_json::from_slice(&line)
@@ -182,8 +196,24 @@ impl AgentClient {
     fn exchange(&self, request: &[u8], answer_timeout: Duration) -> Result<Zeroizing<Vec<u8>>> {
         use super::protocol::MAX_ANSWER_BYTES;
         use std::io::{ErrorKind as Io, Read, Write};
+        use std::os::unix::fs::MetadataExt;
+        let me = credstore_platform::effective_uid();
+        // Only an agent of our own uid is asked: a socket of another user
+        // (a fake agent in a shared directory) could hand out anything and
+        // read what we send.
+        if let Ok(meta) = std::fs::metadata(&self.socket) {
+            if meta.uid() != me {
+                return Err(self.not_ours("the socket file belongs to", meta.uid(), me));
+            }
+        }
         let mut stream = credstore_platform::connect_unix(&self.socket, self.timeout)
             .map_err(|e| self.unavailable(format!("cannot be reached ({e})")))?;
+        let peer = credstore_platform::peer_credentials(&stream).map_err(|e| {
+            self.unavailable(format!("cannot be checked: who listens is unknown ({e})"))
+        })?;
+        if peer.uid != me {
+            return Err(self.not_ours("it is served by", peer.uid, me));
+        }
         let timed_out = |e: &std::io::Error| matches!(e.kind(), Io::WouldBlock | Io::TimedOut);
         stream
             .set_write_timeout(Some(self.timeout))

@@ -395,8 +395,8 @@ impl Shared {
 }
 
 /// The directory of the socket: created 0700 when missing; an existing one
-/// that others may write to (without the sticky bit that keeps them from
-/// replacing our socket), or that belongs to another user, is refused.
+/// that others may write to (sticky bit or not), or that belongs to
+/// another user, is refused.
 fn prepare_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         credstore_platform::create_private_dir_all(dir)
@@ -413,12 +413,20 @@ fn prepare_dir(dir: &Path) -> Result<()> {
             fix: "choose a socket path in a directory of your own".into(),
         });
     }
-    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+    // Even with the sticky bit (/tmp): others could create a socket of
+    // their own at the path first, or while the agent is not running.
+    if mode & 0o022 != 0 {
         return Err(Error::InsecurePermissions {
             path: dir.to_path_buf(),
             mode,
-            problem: "can be written by other users, who could replace the agent's socket".into(),
-            fix: format!("chmod 700 {}", dir.display()),
+            problem: "can be written by other users, who could put a socket of their own at the \
+                      agent's path"
+                .into(),
+            fix: format!(
+                "use a directory only you can write to (the default one, $XDG_RUNTIME_DIR/credstore, \
+                 is 0700), or chmod 700 {}",
+                dir.display()
+            ),
         });
     }
     Ok(())
