@@ -975,6 +975,45 @@ fn register_task_through_the_agent_is_cached() {
 }
 
 #[test]
+fn a_client_cannot_name_the_auth_api_of_an_agent_without_one() {
+    let api = common::authapi::AuthApi::start();
+    let home = Home::new();
+    let token = api.token("rt-none");
+    let sock = socket_dir(&home).join("a.sock");
+    let log = home.root().join("audit.log");
+    let base = api.base_url();
+    let _agent = Agent::start(
+        &home,
+        &token,
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let client = || home.run().env("CREDSTORE_AGENT_SOCK", &sock);
+    let out = client()
+        .args(["register-task", "--base-url", &base])
+        .expect(2);
+    assert!(out.stderr.contains("--base-url"), "{}", out.stderr);
+    assert!(out.stderr.contains("AUTHAPI_BASE_URL"), "{}", out.stderr);
+    assert_eq!(api.count("rt-none"), 0, "nothing was registered");
+    // No registered task: headers without a task id is a usage error.
+    client().args(["headers", "--json"]).expect(2);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let reg: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["op"] == "register-task")
+        .collect();
+    assert_eq!(reg.len(), 1, "{text}");
+    assert_eq!(reg[0]["base_url"], base.as_str(), "{text}");
+    assert_eq!(reg[0]["result"], "error");
+}
+
+#[test]
 fn doctor_reports_the_agent() {
     let home = Home::new();
     let token = TokenBuilder::new().build();

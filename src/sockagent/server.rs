@@ -686,7 +686,24 @@ fn serve_connection(shared: &Shared, stream: &UnixStream) {
             };
             let kind = answer_error_kind(&answer);
             let result = if kind.is_some() { "error" } else { "ok" };
-            if let Err(e) = log.request(Some(&peer), op, task, result, kind.as_deref()) {
+            // The auth API a registration asked for (or the agent's own).
+            let url = match &request {
+                Ok(Request::RegisterTask { base_url }) => base_url.clone().or_else(|| {
+                    shared
+                        .registration
+                        .as_ref()
+                        .map(|r| r.base_url().to_string())
+                }),
+                _ => None,
+            };
+            if let Err(e) = log.request_with_url(
+                Some(&peer),
+                op,
+                task,
+                url.as_deref(),
+                result,
+                kind.as_deref(),
+            ) {
                 eprintln!("credstore agent: {e}");
             }
         }
@@ -847,8 +864,9 @@ fn registered_task(sessions: &Mutex<Vec<Arc<TaskSession>>>) -> Option<String> {
         .and_then(|s| s.task_id().ok())
 }
 
-/// The auth API a registration goes to: the agent's own; a client may
-/// name one only when the agent has none, or the same one.
+/// The auth API a registration goes to: only the agent's own (a client
+/// may name it, never another one: the auth API answers with a box sealed
+/// to the identity's key, which the agent would open for whoever asked).
 fn registration_config(shared: &Shared, asked: Option<&str>) -> Result<RegistrationConfig> {
     match (&shared.registration, asked) {
         (Some(own), None) => Ok(own.clone()),
@@ -864,9 +882,10 @@ fn registration_config(shared: &Shared, asked: Option<&str>) -> Result<Registrat
                 )))
             }
         }
-        (None, Some(url)) => RegistrationConfig::new(url),
-        (None, None) => Err(Error::Usage(
-            "the agent has no auth API base URL to register tasks with, and the request named none"
+        (None, _) => Err(Error::Usage(
+            "the agent has no auth API base URL of its own, and registers tasks only with its \
+             own: start it with --base-url URL, or with CREDSTORE_AUTHAPI_BASE_URL (or the \
+             config setting authapi-base-url) set"
                 .into(),
         )),
     }
