@@ -1014,6 +1014,45 @@ fn a_client_cannot_name_the_auth_api_of_an_agent_without_one() {
 }
 
 #[test]
+fn idle_connections_do_not_lock_out_clients() {
+    let home = Home::new();
+    let b = TokenBuilder::new();
+    let token = b.build();
+    let sock = socket_dir(&home).join("a.sock");
+    let log = home.root().join("audit.log");
+    let _agent = Agent::start(
+        &home,
+        &token,
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+        ],
+        &[],
+    );
+    // 40 connections that never send a byte (more than workers + queue
+    // used to hold).
+    let idle: Vec<UnixStream> = (0..40)
+        .map(|_| UnixStream::connect(&sock).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let value = AgentClient::new(&sock)
+        .assertion("task-idle")
+        .expect("an answer despite the idle connections");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        t.elapsed()
+    );
+    ring_check(&b, value.expose());
+    drop(idle);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(r#""op":"idle""#), "{text}");
+}
+
+#[test]
 fn doctor_reports_the_agent() {
     let home = Home::new();
     let token = TokenBuilder::new().build();

@@ -22,9 +22,20 @@ use std::time::{Duration, Instant};
 /// Worker threads serving connections when the configuration says nothing.
 pub const DEFAULT_WORKERS: usize = 8;
 
-/// A connection that sends nothing for this long is closed (its worker is
-/// freed for others).
-pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection whose first byte of a request has not come this long
+/// after it was accepted (or after the previous answer) is closed: idle
+/// connections hold a worker only briefly, and a queued one whose time is
+/// up is closed at once.
+pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A whole request line must have come within this of the connection's
+/// accept (or of the previous answer), however slowly it trickles in.
+pub const REQUEST_DEADLINE: Duration = Duration::from_millis(1500);
+
+/// Accepted connections waiting for a worker, per worker. Idle ones leave
+/// the queue quickly (see [`CONNECTION_IDLE_TIMEOUT`]), so a long queue
+/// costs only descriptors.
+const QUEUE_PER_WORKER: usize = 32;
 
 /// How the agent runs.
 #[derive(Debug)]
@@ -249,7 +260,7 @@ impl SigningAgent {
     /// then.
     pub fn serve(self) -> Result<String> {
         let shared = self.shared;
-        let (tx, rx) = sync_channel::<UnixStream>(shared.workers * 4);
+        let (tx, rx) = sync_channel::<(UnixStream, Instant)>(shared.workers * QUEUE_PER_WORKER);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..shared.workers {
             let for_worker = Arc::clone(&shared);
@@ -287,9 +298,9 @@ impl SigningAgent {
                 // Served in blocking mode with timeouts (BSDs hand on the
                 // listener's non-blocking flag).
                 Ok((stream, _)) if stream.set_nonblocking(false).is_err() => {}
-                Ok((stream, _)) => match tx.try_send(stream) {
+                Ok((stream, _)) => match tx.try_send((stream, Instant::now())) {
                     Ok(()) => {}
-                    Err(TrySendError::Full(stream)) => {
+                    Err(TrySendError::Full((stream, _))) => {
                         let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
                         let _ = (&stream).write_all(
                             &AnswerOut::error(
@@ -552,16 +563,16 @@ fn idle_watch(handle: &AgentHandle, limit: Duration) {
     }
 }
 
-fn worker(shared: &Shared, rx: &Mutex<Receiver<UnixStream>>) {
+fn worker(shared: &Shared, rx: &Mutex<Receiver<(UnixStream, Instant)>>) {
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(stream) = next else {
+        let Ok((stream, accepted)) = next else {
             return;
         };
         if shared.stopping.load(Ordering::SeqCst) {
             continue;
         }
-        serve_connection(shared, &stream);
+        serve_connection(shared, &stream, accepted);
     }
 }
 
@@ -571,10 +582,17 @@ enum Line {
     TooLong,
 }
 
-/// Reads one line of at most [`MAX_REQUEST_BYTES`] into `buf`.
-fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Line> {
+/// Reads one line of at most [`MAX_REQUEST_BYTES`] into `buf`; before
+/// each read `before_read` is told whether a byte of the line has come
+/// (and sets the read's deadline).
+fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    before_read: &mut dyn FnMut(bool) -> std::io::Result<()>,
+) -> std::io::Result<Line> {
     buf.clear();
     loop {
+        before_read(!buf.is_empty())?;
         let available = match reader.fill_buf() {
             Ok(a) => a,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -602,9 +620,8 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Li
     }
 }
 
-fn serve_connection(shared: &Shared, stream: &UnixStream) {
-    let _ = stream.set_read_timeout(Some(CONNECTION_IDLE_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+fn serve_connection(shared: &Shared, stream: &UnixStream, accepted: Instant) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
     let mut writer = stream;
     let creds = match credstore_platform::peer_credentials(stream) {
         Ok(c) => c,
@@ -645,9 +662,37 @@ fn serve_connection(shared: &Shared, stream: &UnixStream) {
     }
     let mut reader = BufReader::with_capacity(4096, stream);
     let mut line = Vec::with_capacity(1024);
+    // From the accept, then from each answer: the first byte within
+    // CONNECTION_IDLE_TIMEOUT, the whole line within REQUEST_DEADLINE.
+    let mut since = accepted;
     loop {
-        match read_line(&mut reader, &mut line) {
-            Ok(Line::Eof) | Err(_) => return,
+        let mut deadlines = |started: bool| {
+            let limit = if started {
+                REQUEST_DEADLINE
+            } else {
+                CONNECTION_IDLE_TIMEOUT
+            };
+            let left = (since + limit).saturating_duration_since(Instant::now());
+            if left.is_zero() && started {
+                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+            }
+            // Even when the time is up: one look at what already came.
+            stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+        };
+        match read_line(&mut reader, &mut line, &mut deadlines) {
+            Ok(Line::Eof) => return,
+            Err(e) => {
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) {
+                    if let Some(log) = &shared.audit {
+                        let what = if line.is_empty() { "idle" } else { "slow" };
+                        let _ = log.request(Some(&peer), what, None, "closed", None);
+                    }
+                }
+                return;
+            }
             Ok(Line::TooLong) => {
                 if let Some(log) = &shared.audit {
                     let _ = log.request(Some(&peer), "invalid", None, "error", Some("usage"));
@@ -710,6 +755,7 @@ fn serve_connection(shared: &Shared, stream: &UnixStream) {
         if writer.write_all(&answer).is_err() {
             return;
         }
+        since = Instant::now();
     }
 }
 
