@@ -1053,6 +1053,69 @@ fn idle_connections_do_not_lock_out_clients() {
 }
 
 #[test]
+fn a_peer_outside_the_agents_pid_namespace_is_served_without_a_pid() {
+    if credstore_platform::effective_uid() != 0 || !Path::new("/usr/bin/unshare").exists() {
+        eprintln!("SKIPPED: needs root and unshare for a pid namespace");
+        return;
+    }
+    let home = Home::new();
+    let b = TokenBuilder::new();
+    let token = b.build();
+    let sock = socket_dir(&home).join("ns.sock");
+    let log = home.root().join("audit.log");
+    let inner = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args(["agent", "--socket"])
+        .args([&sock])
+        .args(["--log"])
+        .args([&log])
+        .into_command();
+    // The agent in a pid namespace of its own: the kernel reports the pid
+    // of a peer outside it (this test) as 0.
+    let mut cmd = std::process::Command::new("/usr/bin/unshare");
+    cmd.args(["--pid", "--fork", "--kill-child", "--"])
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("unshare");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    if !line.starts_with("CREDSTORE_AGENT_SOCK=") {
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("SKIPPED: no pid namespace here");
+        return;
+    }
+    let value = AgentClient::new(&sock)
+        .assertion("task-ns")
+        .expect("served");
+    ring_check(&b, value.expose());
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let req: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["op"] == "assertion")
+        .collect();
+    assert_eq!(req.len(), 1, "{text}");
+    assert_eq!(req[0]["result"], "ok", "{text}");
+    assert!(req[0]["peer"]["pid"].is_null(), "{text}");
+    assert_eq!(req[0]["peer"]["uid"], 0, "{text}");
+}
+
+#[test]
 fn doctor_reports_the_agent() {
     let home = Home::new();
     let token = TokenBuilder::new().build();
