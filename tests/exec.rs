@@ -341,3 +341,29 @@ fn a_pkcs8_v1_key_claim_is_masked_in_every_form() {
         out.assert_no_secret(f, "a form of the v1 key");
     }
 }
+
+#[test]
+fn vault_and_sealed_backend_secrets_do_not_reach_the_child() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let vars = [
+        "VAULT_TOKEN",
+        "BAO_TOKEN",
+        "VAULT_ROLE_ID",
+        "VAULT_SECRET_ID",
+        "VAULT_WRAPPED_SECRET_ID",
+        "CREDSTORE_VAULT_JWT_FILE",
+        "CREDSTORE_SEAL_IDENTITY_FILE",
+        "CREDSTORE_SEAL",
+        "CREDSTORE_SEAL_CREDENTIAL",
+    ];
+    let mut run = home.run().env("CREDSTORE_AGENT_IDENTITY", &token);
+    for v in vars {
+        run = run.env(v, "test-value-not-a-secret");
+    }
+    let out = run.args(["exec", "--", "env"]).expect(0);
+    let names = env_names(&out.stdout);
+    for v in vars {
+        assert!(!names.iter().any(|n| n == v), "{v} reached the child");
+    }
+}

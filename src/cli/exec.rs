@@ -264,7 +264,9 @@ mod unix {
         let mut cmd = Command::new(program);
         cmd.args(rest);
         let names = ctx.names();
-        for var in names.credential_variables() {
+        // The credential's own variables, and those of the Vault login and
+        // the sealed backend's key.
+        for var in names.secret_variables() {
             cmd.env_remove(var);
         }
         cmd.env_remove(names.agent_sock());
