@@ -1116,6 +1116,33 @@ fn a_peer_outside_the_agents_pid_namespace_is_served_without_a_pid() {
 }
 
 #[test]
+fn a_socket_path_too_long_for_sun_path_is_a_usage_error() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    // The temporary name it is bound under fits; the final one does not.
+    let sock = socket_dir(&home).join(format!("{}.sock", "a".repeat(110)));
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        // (--max-idle: an agent that did start ends by itself.)
+        .args([
+            "agent",
+            "--max-idle",
+            "1",
+            "--socket",
+            sock.to_str().unwrap(),
+        ])
+        .expect(2);
+    assert!(out.stderr.contains("too long"), "{}", out.stderr);
+    assert!(
+        !out.stdout.contains("CREDSTORE_AGENT_SOCK"),
+        "{}",
+        out.stdout
+    );
+    assert!(!sock.exists());
+}
+
+#[test]
 fn doctor_reports_the_agent() {
     let home = Home::new();
     let token = TokenBuilder::new().build();

@@ -164,6 +164,17 @@ impl SigningAgent {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        // Bound under a temporary name and renamed: the kernel would never
+        // see an address too long for sun_path, and clients could not reach
+        // it.
+        if std::os::unix::net::SocketAddr::from_pathname(&socket).is_err() {
+            return Err(Error::Usage(format!(
+                "the socket path {} is too long for a unix socket address ({} bytes; the \
+                 limit is about 100); choose a shorter --socket path",
+                socket.display(),
+                socket.as_os_str().len()
+            )));
+        }
         prepare_dir(&dir)?;
         let file_name = socket
             .file_name()
