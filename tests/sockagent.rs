@@ -1143,6 +1143,53 @@ fn a_socket_path_too_long_for_sun_path_is_a_usage_error() {
 }
 
 #[test]
+fn a_hostile_agents_error_message_is_shown_sanitized_and_cut() {
+    if !Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIPPED: needs /usr/bin/python3 for a fake agent");
+        return;
+    }
+    let home = Home::new();
+    let sock = socket_dir(&home).join("evil.sock");
+    let script = r#"
+import socket, sys, json
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
+print("ready", flush=True)
+c, _ = s.accept(); c.recv(65536)
+msg = "\x1b]0;PWNED\x07\x1b[2J\rfake\nline " + "x" * 5000
+c.sendall(json.dumps({"ok": False, "error": {"kind": "usage", "message": msg}}).encode() + b"\n")
+c.close()
+"#;
+    let mut fake = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(fake.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_SOCK", &sock)
+        .args(["status"])
+        .expect(2);
+    let _ = fake.kill();
+    let _ = fake.wait();
+    let err = &out.stderr;
+    assert!(
+        !err.chars().any(|c| c.is_control() && c != '\n'),
+        "a control character reached the terminal: {err:?}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
+    assert!(err.len() < 1500, "{} bytes", err.len());
+    assert!(err.contains("PWNED"), "{err:?}");
+}
+
+#[test]
 fn doctor_reports_the_agent() {
     let home = Home::new();
     let token = TokenBuilder::new().build();

@@ -21,6 +21,23 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// request to the auth API has a 30 s deadline by default.
 pub const DEFAULT_REGISTER_TIMEOUT: Duration = Duration::from_secs(40);
 
+/// The longest part of an agent's error message a client shows.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// An agent's error message as it may be shown on a terminal: control
+/// and other hidden characters escaped (a hostile agent could otherwise
+/// write terminal escapes), at most [`MAX_MESSAGE_CHARS`] of it.
+fn shown_message(message: &str) -> String {
+    let mut text: String = crate::text::shown(message)
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .collect();
+    if text.len() < message.len() && message.chars().count() > MAX_MESSAGE_CHARS {
+        text.push_str("… (cut)");
+    }
+    text
+}
+
 /// A client of the signing agent at one socket. Each call is one short
 /// connection; the client holds no secret between calls.
 #[derive(Debug, Clone)]
@@ -182,7 +199,7 @@ impl AgentClient {
             return Ok(answer);
         }
         let (kind, message) = match &answer.error {
-            Some(e) => (ErrorKind::from_name(&e.kind), e.message.clone()),
+            Some(e) => (ErrorKind::from_name(&e.kind), shown_message(&e.message)),
             None => (ErrorKind::Backend, "an error without a message".to_string()),
         };
         Err(Error::Agent {
