@@ -1190,6 +1190,53 @@ c.close()
 }
 
 #[test]
+fn an_agent_trickling_its_answer_is_cut_off_at_one_deadline() {
+    if !Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIPPED: needs /usr/bin/python3 for a fake agent");
+        return;
+    }
+    let home = Home::new();
+    let sock = socket_dir(&home).join("slow.sock");
+    // One byte every 200 ms for 8 s: never silent for a whole timeout.
+    let script = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
+print("ready", flush=True)
+c, _ = s.accept(); c.recv(65536)
+for _ in range(40):
+    try:
+        c.sendall(b" ")
+    except OSError:
+        break
+    time.sleep(0.2)
+"#;
+    let mut fake = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(fake.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let t = Instant::now();
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_SOCK", &sock)
+        .args(["status"])
+        .expect(4);
+    let took = t.elapsed();
+    let _ = fake.kill();
+    let _ = fake.wait();
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    assert!(out.stderr.contains("did not answer"), "{}", out.stderr);
+}
+
+#[test]
 fn doctor_reports_the_agent() {
     let home = Home::new();
     let token = TokenBuilder::new().build();

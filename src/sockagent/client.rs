@@ -250,16 +250,27 @@ impl AgentClient {
         // assertion or headers.
         let mut buf = Zeroizing::new(vec![0u8; MAX_ANSWER_BYTES + 1]);
         let mut len = 0;
+        // One deadline for the whole answer: an agent trickling bytes
+        // cannot stretch it.
+        let deadline = std::time::Instant::now() + answer_timeout;
+        let late = || {
+            self.unavailable(format!(
+                "did not answer within {} ms",
+                answer_timeout.as_millis()
+            ))
+        };
         loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(late());
+            }
+            stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| self.unavailable(format!("cannot be used ({e})")))?;
             let n = match stream.read(&mut buf[len..]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == Io::Interrupted => continue,
-                Err(e) if timed_out(&e) => {
-                    return Err(self.unavailable(format!(
-                        "did not answer within {} ms",
-                        answer_timeout.as_millis()
-                    )))
-                }
+                Err(e) if timed_out(&e) => return Err(late()),
                 Err(e) => return Err(self.unavailable(format!("broke off the answer ({e})"))),
             };
             if n == 0 {

@@ -32,6 +32,9 @@ pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_millis(500);
 /// accept (or of the previous answer), however slowly it trickles in.
 pub const REQUEST_DEADLINE: Duration = Duration::from_millis(1500);
 
+/// The most registered task sessions an agent keeps.
+const MAX_TASK_SESSIONS: usize = 4;
+
 /// Accepted connections waiting for a worker, per worker. Idle ones leave
 /// the queue quickly (see [`CONNECTION_IDLE_TIMEOUT`]), so a long queue
 /// costs only descriptors.
@@ -864,6 +867,13 @@ fn answer_held(
                     .find(|s| s.config().base_url() == config.base_url())
                 {
                     Some(s) => Arc::clone(s),
+                    // Only the agent's own auth API is registered with
+                    // (one session); the cap is a second guard.
+                    None if list.len() >= MAX_TASK_SESSIONS => {
+                        return Err(Error::Usage(format!(
+                            "the agent already holds {MAX_TASK_SESSIONS} task sessions"
+                        )))
+                    }
                     None => {
                         let s = Arc::new(TaskSession::new(Arc::clone(identity), config));
                         list.push(Arc::clone(&s));
