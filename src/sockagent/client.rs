@@ -120,7 +120,8 @@ impl AgentClient {
     }
 
     /// Has the agent register a task (once; later calls get the same id).
-    /// `base_url` must be the agent's own auth API when it has one.
+    /// `base_url`, when given, must be the agent's own auth API (an agent
+    /// started without one refuses to register).
     pub fn register_task(&self, base_url: Option<&str>) -> Result<String> {
         let answer = self.call(
             &Request::RegisterTask {
