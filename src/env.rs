@@ -267,6 +267,35 @@ impl EnvNames {
     }
 }
 
+impl EnvNames {
+    /// Every variable that holds a secret or names where one is: the four
+    /// credential variables, the Vault login's (`VAULT_TOKEN`,
+    /// `BAO_TOKEN`, `VAULT_ROLE_ID`, `VAULT_SECRET_ID`,
+    /// `VAULT_WRAPPED_SECRET_ID`, `{PREFIX}_VAULT_JWT_FILE`) and the
+    /// sealed backend's key (`{PREFIX}_SEAL_IDENTITY_FILE`, `_SEAL`,
+    /// `_SEAL_CREDENTIAL`). `exec` removes them all from its child.
+    pub fn secret_variables(&self) -> Vec<String> {
+        let mut all = self.credential_variables().to_vec();
+        all.extend(
+            [
+                "VAULT_TOKEN",
+                "BAO_TOKEN",
+                "VAULT_ROLE_ID",
+                "VAULT_SECRET_ID",
+                "VAULT_WRAPPED_SECRET_ID",
+            ]
+            .map(String::from),
+        );
+        all.extend([
+            self.vault_jwt_file(),
+            self.seal_identity_file(),
+            self.seal(),
+            self.seal_credential(),
+        ]);
+        all
+    }
+}
+
 /// Reads `name` as whole seconds from 1 to `max`, or `None` when unset.
 /// Anything else is a usage error naming the variable (never quoting more
 /// than a few characters of the value).

@@ -235,3 +235,135 @@ impl ArgPath for common::Run {
         self.args([p])
     }
 }
+
+#[test]
+fn a_child_that_removes_the_socket_does_not_hang_exec() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let mut cmd = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args([
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "rm \"$CREDSTORE_AGENT_SOCK\"; exit 3",
+        ])
+        .into_command();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let deadline = started + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("exec hung after its child removed the socket");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(3));
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn a_pkcs8_v1_key_claim_is_masked_in_every_form() {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let home = Home::new();
+    let base = TokenBuilder::new();
+    let seed = base.private_key_bytes();
+    // A throwaway key, its claim in PKCS#8 v1 (RFC 8410) DER.
+    let mut v1 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    v1.extend_from_slice(&seed);
+    let claim = STANDARD.encode(&v1);
+    assert!(claim.starts_with("MC4CAQAw"));
+    let v2 = base
+        .signing_key()
+        .to_pkcs8_der()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let b = base.claim(
+        "agent_private_key",
+        serde_json::Value::String(claim.clone()),
+    );
+    let token = b.build();
+    let mut forms = vec![claim.clone()];
+    for bytes in [&v1[..], &v2[..], &seed[..]] {
+        for e in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            forms.push(e.encode(bytes));
+        }
+    }
+    forms.push(seed.iter().map(|b| format!("{b:02x}")).collect());
+    forms.push(seed.iter().map(|b| format!("{b:02X}")).collect());
+    // As a JSON encoder may write it.
+    for f in forms.clone() {
+        if f.contains('/') {
+            forms.push(f.replace('/', "\\/"));
+        }
+    }
+    forms.push(token.split('.').nth(1).unwrap().to_string());
+    let file = home.root().join("forms.txt");
+    let text: String = forms.iter().map(|f| format!("k: {f}\n")).collect();
+    std::fs::write(&file, &text).unwrap();
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args(["exec", "--", "cat"])
+        .arg_path(&file)
+        .expect(0);
+    // Not printed on failure: which lines were left is enough.
+    let left: Vec<usize> = out
+        .stdout
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l != "k: <redacted>")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        left.is_empty(),
+        "forms not masked: {left:?} of {}",
+        forms.len()
+    );
+    assert_eq!(out.stdout.lines().count(), forms.len());
+    for f in &forms {
+        out.assert_no_secret(f, "a form of the v1 key");
+    }
+}
+
+#[test]
+fn vault_and_sealed_backend_secrets_do_not_reach_the_child() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let vars = [
+        "VAULT_TOKEN",
+        "BAO_TOKEN",
+        "VAULT_ROLE_ID",
+        "VAULT_SECRET_ID",
+        "VAULT_WRAPPED_SECRET_ID",
+        "CREDSTORE_VAULT_JWT_FILE",
+        "CREDSTORE_SEAL_IDENTITY_FILE",
+        "CREDSTORE_SEAL",
+        "CREDSTORE_SEAL_CREDENTIAL",
+    ];
+    let mut run = home.run().env("CREDSTORE_AGENT_IDENTITY", &token);
+    for v in vars {
+        run = run.env(v, "test-value-not-a-secret");
+    }
+    let out = run.args(["exec", "--", "env"]).expect(0);
+    let names = env_names(&out.stdout);
+    for v in vars {
+        assert!(!names.iter().any(|n| n == v), "{v} reached the child");
+    }
+}

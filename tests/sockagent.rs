@@ -205,6 +205,21 @@ fn start_modes_and_stop_on_sigterm_and_sigint() {
     assert!(!agent.socket.exists());
 }
 
+#[test]
+fn an_agent_whose_socket_was_removed_still_stops_on_sigterm() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let sock = socket_dir(&home).join("a.sock");
+    let mut agent = Agent::start(&home, &token, &["--socket", sock.to_str().unwrap()], &[]);
+    std::fs::remove_file(&sock).unwrap();
+    agent.signal("TERM");
+    assert_eq!(
+        agent.wait(Duration::from_secs(3)),
+        Some(0),
+        "exit 0 on TERM with the socket file gone"
+    );
+}
+
 trait SocketLike {
     fn is_socket_like(&self) -> bool;
 }
@@ -382,20 +397,39 @@ fn another_uid_is_refused_and_logged() {
             .stdin(Stdio::null());
         cmd.output().expect("setpriv")
     };
-    // With the socket's own mode 0600, uid 65534 cannot even connect.
+    // With the socket's own mode 0600, uid 65534 cannot even connect (its
+    // client refuses the socket of another user before trying).
     let out = as_nobody(&["headers", "--task-id", "t"]);
     assert_eq!(out.status.code(), Some(4), "{:?}", out);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot be reached"), "{err}");
+    assert!(err.contains("not your agent"), "{err}");
 
-    // With the socket opened up, the peer check refuses it.
+    // With the socket opened up, the client itself refuses an agent of
+    // another uid; and the agent's peer check refuses uid 65534 (a raw
+    // client, which does not check who listens).
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
     let out = as_nobody(&["headers", "--task-id", "t"]);
     assert_eq!(out.status.code(), Some(4), "{:?}", out);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("refused"), "{err}");
-    assert!(err.contains("uid 65534"), "{err}");
+    assert!(err.contains("not your agent"), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).is_empty());
+    let raw = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args([
+            "/usr/bin/python3",
+            "-c",
+            "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+             s.sendall(b'{\"op\":\"assertion\",\"task_id\":\"t\"}\\n')\n\
+             print(s.makefile().readline())",
+        ])
+        .arg(&sock)
+        .env_clear()
+        .output()
+        .expect("setpriv python3");
+    let answer = String::from_utf8_lossy(&raw.stdout);
+    assert!(answer.contains("refused"), "{answer} {raw:?}");
+    assert!(answer.contains("uid 65534"), "{answer}");
+    assert!(!answer.contains("AgentAssertion"), "{answer}");
     // The agent's own user is still served.
     home.run()
         .env("CREDSTORE_AGENT_SOCK", &sock)
@@ -618,6 +652,163 @@ fn a_live_socket_is_never_replaced_and_a_stale_one_is() {
         .args(["agent", "--socket", open.join("a.sock").to_str().unwrap()])
         .expect(4);
     assert!(out.stderr.contains("chmod 700"), "{}", out.stderr);
+    // Sticky (like /tmp) is refused too: another user could be first.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args(["agent", "--socket", open.join("b.sock").to_str().unwrap()])
+        .expect(4);
+    assert!(out.stderr.contains("other users"), "{}", out.stderr);
+    assert!(!open.join("b.sock").exists());
+}
+
+#[test]
+fn a_fake_agent_of_another_uid_is_not_trusted() {
+    if credstore_platform::effective_uid() != 0 || !Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIPPED: needs root (setpriv) and /usr/bin/python3");
+        return;
+    }
+    let home = Home::new();
+    std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shared = home.root().join("tmp");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let sock = shared.join("agent.sock");
+    // uid 65534's fake agent: answers every request with made-up headers.
+    let script = r#"
+import socket, os, sys, json
+p = sys.argv[1]
+s = socket.socket(socket.AF_UNIX); s.bind(p); os.chmod(p, 0o666); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept(); c.recv(65536)
+    c.sendall(json.dumps({"ok": True, "headers": [["Authorization", "AgentAssertion fake"]]}).encode() + b"\n")
+    c.close()
+"#;
+    let mut fake = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["/usr/bin/python3", "-c", script])
+        .arg(&sock)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("setpriv");
+    let mut line = String::new();
+    BufReader::new(fake.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let ask = || {
+        home.run()
+            .env("CREDSTORE_AGENT_SOCK", &sock)
+            .args(["headers", "--task-id", "t", "--json"])
+            .expect(4)
+    };
+    // The socket file is uid 65534's.
+    let out = ask();
+    assert!(out.stderr.contains("not your agent"), "{}", out.stderr);
+    assert!(out.stderr.contains("uid 65534"), "{}", out.stderr);
+    assert!(!out.stdout.contains("fake"), "{}", out.stdout);
+    // Made to look like ours: the listener's own uid (SO_PEERCRED) tells.
+    std::os::unix::fs::chown(&sock, Some(0), Some(0)).unwrap();
+    let out = ask();
+    assert!(out.stderr.contains("served by uid 65534"), "{}", out.stderr);
+    assert!(!out.stdout.contains("fake"), "{}", out.stdout);
+    let _ = fake.kill();
+    let _ = fake.wait();
+}
+
+#[test]
+fn two_agents_started_at_once_on_one_path_one_serves_the_other_fails() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let dir = socket_dir(&home);
+    for round in 0..6 {
+        let sock = dir.join(format!("race-{round}.sock"));
+        let mut children: Vec<Child> = (0..8)
+            .map(|_| {
+                let mut cmd = home
+                    .run()
+                    .env("CREDSTORE_AGENT_IDENTITY", &token)
+                    .args(["agent", "--socket", sock.to_str().unwrap()])
+                    .into_command();
+                cmd.stdin(Stdio::null());
+                cmd.spawn().expect("spawn agent")
+            })
+            .collect();
+        let mut served = 0;
+        let mut failed = 0;
+        for child in &mut children {
+            let mut line = String::new();
+            let stdout = child.stdout.take().expect("stdout");
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            if line.starts_with("CREDSTORE_AGENT_SOCK=") {
+                served += 1;
+            } else {
+                let status = child.wait().expect("wait");
+                let mut err = String::new();
+                let _ = child
+                    .stderr
+                    .take()
+                    .expect("stderr")
+                    .read_to_string(&mut err);
+                assert_eq!(status.code(), Some(4), "{err}");
+                assert!(err.contains("already listens"), "{err}");
+                failed += 1;
+            }
+        }
+        assert_eq!((served, failed), (1, 7), "round {round}");
+        home.run()
+            .env("CREDSTORE_AGENT_SOCK", &sock)
+            .args(["assertion", "--task-id", "t"])
+            .expect(0);
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn an_agent_starting_while_another_holds_the_socket_lock_refuses() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    let sock = socket_dir(&home).join("held.sock");
+    // What an agent between its stale check and its socket's placing holds.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(sock.with_extension("sock.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let mut cmd = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args(["agent", "--socket", sock.to_str().unwrap()])
+        .into_command();
+    cmd.stdin(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent started although another holds the socket's lock");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.code(), Some(4), "{err}");
+    assert!(err.contains("already listens"), "{err}");
+    assert!(!sock.exists());
 }
 
 #[test]
@@ -781,6 +972,268 @@ fn register_task_through_the_agent_is_cached() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn a_client_cannot_name_the_auth_api_of_an_agent_without_one() {
+    let api = common::authapi::AuthApi::start();
+    let home = Home::new();
+    let token = api.token("rt-none");
+    let sock = socket_dir(&home).join("a.sock");
+    let log = home.root().join("audit.log");
+    let base = api.base_url();
+    let _agent = Agent::start(
+        &home,
+        &token,
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let client = || home.run().env("CREDSTORE_AGENT_SOCK", &sock);
+    let out = client()
+        .args(["register-task", "--base-url", &base])
+        .expect(2);
+    assert!(out.stderr.contains("--base-url"), "{}", out.stderr);
+    assert!(out.stderr.contains("AUTHAPI_BASE_URL"), "{}", out.stderr);
+    assert_eq!(api.count("rt-none"), 0, "nothing was registered");
+    // No registered task: headers without a task id is a usage error.
+    client().args(["headers", "--json"]).expect(2);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let reg: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["op"] == "register-task")
+        .collect();
+    assert_eq!(reg.len(), 1, "{text}");
+    assert_eq!(reg[0]["base_url"], base.as_str(), "{text}");
+    assert_eq!(reg[0]["result"], "error");
+}
+
+#[test]
+fn idle_connections_do_not_lock_out_clients() {
+    let home = Home::new();
+    let b = TokenBuilder::new();
+    let token = b.build();
+    let sock = socket_dir(&home).join("a.sock");
+    let log = home.root().join("audit.log");
+    let _agent = Agent::start(
+        &home,
+        &token,
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+        ],
+        &[],
+    );
+    // 40 connections that never send a byte (more than workers + queue
+    // used to hold).
+    let idle: Vec<UnixStream> = (0..40)
+        .map(|_| UnixStream::connect(&sock).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let value = AgentClient::new(&sock)
+        .assertion("task-idle")
+        .expect("an answer despite the idle connections");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        t.elapsed()
+    );
+    ring_check(&b, value.expose());
+    drop(idle);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(r#""op":"idle""#), "{text}");
+}
+
+#[test]
+fn a_peer_outside_the_agents_pid_namespace_is_served_without_a_pid() {
+    if credstore_platform::effective_uid() != 0 || !Path::new("/usr/bin/unshare").exists() {
+        eprintln!("SKIPPED: needs root and unshare for a pid namespace");
+        return;
+    }
+    let home = Home::new();
+    let b = TokenBuilder::new();
+    let token = b.build();
+    let sock = socket_dir(&home).join("ns.sock");
+    let log = home.root().join("audit.log");
+    let inner = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        .args(["agent", "--socket"])
+        .args([&sock])
+        .args(["--log"])
+        .args([&log])
+        .into_command();
+    // The agent in a pid namespace of its own: the kernel reports the pid
+    // of a peer outside it (this test) as 0.
+    let mut cmd = std::process::Command::new("/usr/bin/unshare");
+    cmd.args(["--pid", "--fork", "--kill-child", "--"])
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("unshare");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    if !line.starts_with("CREDSTORE_AGENT_SOCK=") {
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("SKIPPED: no pid namespace here");
+        return;
+    }
+    let value = AgentClient::new(&sock)
+        .assertion("task-ns")
+        .expect("served");
+    ring_check(&b, value.expose());
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let req: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["op"] == "assertion")
+        .collect();
+    assert_eq!(req.len(), 1, "{text}");
+    assert_eq!(req[0]["result"], "ok", "{text}");
+    assert!(req[0]["peer"]["pid"].is_null(), "{text}");
+    assert_eq!(req[0]["peer"]["uid"], 0, "{text}");
+}
+
+#[test]
+fn a_socket_path_too_long_for_sun_path_is_a_usage_error() {
+    let home = Home::new();
+    let token = TokenBuilder::new().build();
+    // The temporary name it is bound under fits; the final one does not.
+    let sock = socket_dir(&home).join(format!("{}.sock", "a".repeat(110)));
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_IDENTITY", &token)
+        // (--max-idle: an agent that did start ends by itself.)
+        .args([
+            "agent",
+            "--max-idle",
+            "1",
+            "--socket",
+            sock.to_str().unwrap(),
+        ])
+        .expect(2);
+    assert!(out.stderr.contains("too long"), "{}", out.stderr);
+    assert!(
+        !out.stdout.contains("CREDSTORE_AGENT_SOCK"),
+        "{}",
+        out.stdout
+    );
+    assert!(!sock.exists());
+}
+
+#[test]
+fn a_hostile_agents_error_message_is_shown_sanitized_and_cut() {
+    if !Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIPPED: needs /usr/bin/python3 for a fake agent");
+        return;
+    }
+    let home = Home::new();
+    let sock = socket_dir(&home).join("evil.sock");
+    let script = r#"
+import socket, sys, json
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
+print("ready", flush=True)
+c, _ = s.accept(); c.recv(65536)
+msg = "\x1b]0;PWNED\x07\x1b[2J\rfake\nline " + "x" * 5000
+c.sendall(json.dumps({"ok": False, "error": {"kind": "usage", "message": msg}}).encode() + b"\n")
+c.close()
+"#;
+    let mut fake = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(fake.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_SOCK", &sock)
+        .args(["status"])
+        .expect(2);
+    let _ = fake.kill();
+    let _ = fake.wait();
+    let err = &out.stderr;
+    assert!(
+        !err.chars().any(|c| c.is_control() && c != '\n'),
+        "a control character reached the terminal: {err:?}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
+    assert!(err.len() < 1500, "{} bytes", err.len());
+    assert!(err.contains("PWNED"), "{err:?}");
+}
+
+#[test]
+fn an_agent_trickling_its_answer_is_cut_off_at_one_deadline() {
+    if !Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIPPED: needs /usr/bin/python3 for a fake agent");
+        return;
+    }
+    let home = Home::new();
+    let sock = socket_dir(&home).join("slow.sock");
+    // One byte every 200 ms for 8 s: never silent for a whole timeout.
+    let script = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
+print("ready", flush=True)
+c, _ = s.accept(); c.recv(65536)
+for _ in range(40):
+    try:
+        c.sendall(b" ")
+    except OSError:
+        break
+    time.sleep(0.2)
+"#;
+    let mut fake = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(fake.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let t = Instant::now();
+    let out = home
+        .run()
+        .env("CREDSTORE_AGENT_SOCK", &sock)
+        .args(["status"])
+        .expect(4);
+    let took = t.elapsed();
+    let _ = fake.kill();
+    let _ = fake.wait();
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    assert!(out.stderr.contains("did not answer"), "{}", out.stderr);
 }
 
 #[test]

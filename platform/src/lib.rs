@@ -276,6 +276,45 @@ pub fn connect_unix(
     imp::connect_unix(path, timeout)
 }
 
+/// Wakes a thread waiting in [`Wakeup::wait_readable`] from another
+/// thread, without the filesystem (a socket pair inside the process): a
+/// listener whose socket file was removed is still woken.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct Wakeup {
+    rx: std::os::unix::net::UnixStream,
+    tx: std::os::unix::net::UnixStream,
+}
+
+#[cfg(unix)]
+impl Wakeup {
+    /// A new, not yet woken, wakeup.
+    pub fn new() -> io::Result<Wakeup> {
+        let (rx, tx) = std::os::unix::net::UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        Ok(Wakeup { rx, tx })
+    }
+
+    /// Wakes every present and later [`wait_readable`](Wakeup::wait_readable)
+    /// (it stays woken). Never blocks.
+    pub fn wake(&self) {
+        use std::io::Write;
+        let _ = (&self.tx).write(&[1]);
+    }
+
+    /// Waits until `fd` is readable (`Ok(true)`), or this is woken or
+    /// `timeout` passes (`Ok(false)`).
+    pub fn wait_readable(
+        &self,
+        fd: std::os::unix::io::BorrowedFd<'_>,
+        timeout: Option<std::time::Duration>,
+    ) -> io::Result<bool> {
+        use std::os::unix::io::AsFd;
+        imp::wait_readable(fd, self.rx.as_fd(), timeout)
+    }
+}
+
 /// Whether this process is in the foreground process group of the
 /// terminal on its standard input or error: then a Ctrl-C or Ctrl-\\
 /// from that terminal reaches every process of the group (a child too)

@@ -262,14 +262,50 @@ pub fn is_dumpable() -> Option<bool> {
     }
 }
 
+/// `SO_PEERCRED` read into the kernel's own `struct ucred`: its pid is 0
+/// for a peer outside this process's pid namespace (rustix's `UCred`
+/// holds a non-zero pid, and reading 0 into it would be undefined
+/// behaviour). A pid of 0 is reported as `None`; the uid is always there.
 #[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(unsafe_code)]
 pub fn peer_credentials(
     stream: &std::os::unix::net::UnixStream,
 ) -> io::Result<super::PeerCredentials> {
-    let cred = rustix::net::sockopt::socket_peercred(stream)?;
+    use std::os::unix::io::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let size = std::mem::size_of::<libc::ucred>();
+    let mut len = libc::socklen_t::try_from(size)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "ucred size"))?;
+    // SAFETY: the descriptor is a Unix socket owned by `stream`, alive for
+    // this call; `cred` is a valid, writable `ucred` of `len` bytes (any
+    // bit pattern is a valid `ucred`: three plain integers), and `len` a
+    // valid, writable `socklen_t`; the kernel writes at most `len` bytes
+    // and neither pointer is kept after the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::from_mut(&mut cred).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if usize::try_from(len).ok() != Some(size) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "SO_PEERCRED answered with an unexpected size",
+        ));
+    }
     Ok(super::PeerCredentials {
-        uid: cred.uid.as_raw(),
-        pid: u32::try_from(cred.pid.as_raw_nonzero().get()).ok(),
+        uid: cred.uid,
+        pid: u32::try_from(cred.pid).ok().filter(|&p| p != 0),
     })
 }
 
@@ -350,6 +386,26 @@ pub fn connect_unix(
     }
     rustix::io::ioctl_fionbio(&fd, false)?;
     Ok(std::os::unix::net::UnixStream::from(fd))
+}
+
+pub fn wait_readable(
+    fd: std::os::unix::io::BorrowedFd<'_>,
+    wake: std::os::unix::io::BorrowedFd<'_>,
+    timeout: Option<std::time::Duration>,
+) -> io::Result<bool> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let t = timeout.map(|left| Timespec {
+        tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(left.subsec_nanos()),
+    });
+    let mut fds = [
+        PollFd::new(&fd, PollFlags::IN),
+        PollFd::new(&wake, PollFlags::IN),
+    ];
+    poll(&mut fds, t.as_ref())?;
+    let woken = !fds[1].revents().is_empty();
+    let ready = !fds[0].revents().is_empty();
+    Ok(ready && !woken)
 }
 
 pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {

@@ -106,10 +106,12 @@ mod unix {
     /// agent then cannot register tasks).
     fn registration(ctx: &Context, base_url: Option<&str>) -> Result<Option<RegistrationConfig>> {
         let var = ctx.names().authapi_base_url();
-        if base_url.is_none() && !credstore::env::Environment::is_set(&ctx.env, &var) {
+        // The variable, else the config's authapi-base-url.
+        let env = ctx.settings.environment(&ctx.env);
+        if base_url.is_none() && !credstore::env::Environment::is_set(&env, &var) {
             return Ok(None);
         }
-        RegistrationConfig::from_env(&ctx.env, ctx.names(), base_url).map(Some)
+        RegistrationConfig::from_env(&env, ctx.names(), base_url).map(Some)
     }
 
     /// `CREDSTORE_AGENT_SOCK=<path>; export CREDSTORE_AGENT_SOCK;`, the

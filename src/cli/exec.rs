@@ -55,11 +55,15 @@ pub struct Masker {
 
 impl Masker {
     /// The patterns of `credential`: an API key as it is; for an agent
-    /// identity the token, its payload and signature segments, and the
-    /// private key as the claim has it (standard base64 of the PKCS#8 DER),
-    /// in base64url, and the raw seed in base64, base64url and hex.
+    /// identity the token, its payload and signature segments, the private
+    /// key claim as the token has it (and JSON-escaped, `\/`), the key's
+    /// PKCS#8 DER in both versions (v1, v2) and its raw seed, each in
+    /// standard and URL-safe base64, padded and not, and the seed in lower
+    /// and upper case hex.
     pub fn new(credential: &Credential) -> Masker {
-        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
         use base64::Engine;
         let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         let token = credential.expose_token();
@@ -68,26 +72,38 @@ impl Masker {
             for segment in token.split('.').skip(1) {
                 patterns.push(Zeroizing::new(segment.as_bytes().to_vec()));
             }
+            // The claim's own string, whatever its encoding.
+            if let Some(claim) = key_claim(token) {
+                patterns.push(Zeroizing::new(claim.replace('/', "\\/").into_bytes()));
+                patterns.push(Zeroizing::new(claim.as_bytes().to_vec()));
+            }
             let key = id.signing_key();
-            if let Ok(der) = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_der(key) {
-                patterns.push(Zeroizing::new(STANDARD.encode(der.as_bytes()).into_bytes()));
-                patterns.push(Zeroizing::new(
-                    URL_SAFE_NO_PAD.encode(der.as_bytes()).into_bytes(),
-                ));
-            }
             let seed = Zeroizing::new(key.to_bytes());
-            let b64 = Zeroizing::new(STANDARD.encode(&seed[..]));
-            patterns.push(Zeroizing::new(
-                b64.trim_end_matches('=').as_bytes().to_vec(),
-            ));
-            patterns.push(Zeroizing::new(
-                URL_SAFE_NO_PAD.encode(&seed[..]).into_bytes(),
-            ));
-            let mut hex = Zeroizing::new(Vec::with_capacity(64));
-            for b in seed.iter() {
-                hex.extend_from_slice(format!("{b:02x}").as_bytes());
+            let mut forms: Vec<Zeroizing<Vec<u8>>> = vec![Zeroizing::new(seed.to_vec())];
+            // PKCS#8 v1 (RFC 8410): this prefix, then the seed.
+            let mut v1 = Zeroizing::new(PKCS8_V1_PREFIX.to_vec());
+            v1.extend_from_slice(&seed[..]);
+            forms.push(v1);
+            if let Ok(der) = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_der(key) {
+                forms.push(Zeroizing::new(der.as_bytes().to_vec()));
             }
-            patterns.push(hex);
+            for bytes in &forms {
+                for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+                    let text = Zeroizing::new(engine.encode(&bytes[..]));
+                    if text.contains('/') {
+                        patterns.push(Zeroizing::new(text.replace('/', "\\/").into_bytes()));
+                    }
+                    patterns.push(Zeroizing::new(text.as_bytes().to_vec()));
+                }
+            }
+            let mut lower = Zeroizing::new(Vec::with_capacity(64));
+            let mut upper = Zeroizing::new(Vec::with_capacity(64));
+            for b in seed.iter() {
+                lower.extend_from_slice(format!("{b:02x}").as_bytes());
+                upper.extend_from_slice(format!("{b:02X}").as_bytes());
+            }
+            patterns.push(lower);
+            patterns.push(upper);
         }
         patterns.retain(|p| p.len() >= MIN_PATTERN);
         patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
@@ -183,6 +199,25 @@ impl Masker {
     }
 }
 
+/// The DER of a PKCS#8 v1 Ed25519 private key before its 32-byte seed.
+const PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The `agent_private_key` claim of a token's payload, as it is written.
+fn key_claim(token: &str) -> Option<Zeroizing<String>> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        agent_private_key: Option<String>,
+    }
+    let segment = token.split('.').nth(1)?;
+    let json = Zeroizing::new(URL_SAFE_NO_PAD.decode(segment.trim_end_matches('=')).ok()?);
+    let payload: Payload = serde_json::from_slice(&json).ok()?;
+    payload.agent_private_key.map(Zeroizing::new)
+}
+
 /// A name a shell would accept for a variable.
 fn valid_variable_name(name: &str) -> bool {
     let mut bytes = name.bytes();
@@ -229,7 +264,9 @@ mod unix {
         let mut cmd = Command::new(program);
         cmd.args(rest);
         let names = ctx.names();
-        for var in names.credential_variables() {
+        // The credential's own variables, and those of the Vault login and
+        // the sealed backend's key.
+        for var in names.secret_variables() {
             cmd.env_remove(var);
         }
         cmd.env_remove(names.agent_sock());
@@ -352,7 +389,15 @@ mod unix {
         }
         if let Some((handle, serving)) = agent {
             handle.stop("the command exited");
-            let _ = serving.join();
+            // Bounded: the command's exit code is never held back by the
+            // agent (stop wipes the key itself, whatever the thread does).
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while !serving.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if serving.is_finished() {
+                let _ = serving.join();
+            }
         }
         use std::os::unix::process::ExitStatusExt;
         if let Some(code) = status.code() {

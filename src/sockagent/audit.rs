@@ -121,6 +121,20 @@ impl AuditLog {
         result: &str,
         error_kind: Option<&str>,
     ) -> Result<()> {
+        self.request_with_url(peer, op, task_id, None, result, error_kind)
+    }
+
+    /// [`request`](AuditLog::request) with the auth API a `register-task`
+    /// went to (or asked for), when there is one.
+    pub fn request_with_url(
+        &self,
+        peer: Option<&Peer>,
+        op: &str,
+        task_id: Option<&str>,
+        base_url: Option<&str>,
+        result: &str,
+        error_kind: Option<&str>,
+    ) -> Result<()> {
         let mut line = json!({
             "time": now_rfc3339(),
             "event": "request",
@@ -129,8 +143,13 @@ impl AuditLog {
             "task_id": task_id,
             "result": result,
         });
-        if let (Some(kind), Some(obj)) = (error_kind, line.as_object_mut()) {
-            obj.insert("error_kind".into(), json!(kind));
+        if let Some(obj) = line.as_object_mut() {
+            if let Some(url) = base_url {
+                obj.insert("base_url".into(), json!(crate::text::shown(url)));
+            }
+            if let Some(kind) = error_kind {
+                obj.insert("error_kind".into(), json!(kind));
+            }
         }
         self.write(&line)
     }

@@ -21,6 +21,23 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// request to the auth API has a 30 s deadline by default.
 pub const DEFAULT_REGISTER_TIMEOUT: Duration = Duration::from_secs(40);
 
+/// The longest part of an agent's error message a client shows.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// An agent's error message as it may be shown on a terminal: control
+/// and other hidden characters escaped (a hostile agent could otherwise
+/// write terminal escapes), at most [`MAX_MESSAGE_CHARS`] of it.
+fn shown_message(message: &str) -> String {
+    let mut text: String = crate::text::shown(message)
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .collect();
+    if text.len() < message.len() && message.chars().count() > MAX_MESSAGE_CHARS {
+        text.push_str("… (cut)");
+    }
+    text
+}
+
 /// A client of the signing agent at one socket. Each call is one short
 /// connection; the client holds no secret between calls.
 #[derive(Debug, Clone)]
@@ -103,7 +120,8 @@ impl AgentClient {
     }
 
     /// Has the agent register a task (once; later calls get the same id).
-    /// `base_url` must be the agent's own auth API when it has one.
+    /// `base_url`, when given, must be the agent's own auth API (an agent
+    /// started without one refuses to register).
     pub fn register_task(&self, base_url: Option<&str>) -> Result<String> {
         let answer = self.call(
             &Request::RegisterTask {
@@ -160,6 +178,20 @@ impl AgentClient {
         }
     }
 
+    #[cfg(unix)]
+    fn not_ours(&self, what: &str, uid: u32, me: u32) -> Error {
+        let fix = match &self.variable {
+            Some(v) => format!("; unset {v}, or point it at your own agent's socket"),
+            None => String::new(),
+        };
+        Error::AgentUnavailable {
+            socket: self.socket.clone(),
+            reason: format!(
+                "is not your agent: {what} uid {uid}, not your uid {me}; refusing to use it{fix}"
+            ),
+        }
+    }
+
     fn call(&self, request: &Request, answer_timeout: Duration) -> Result<Answer> {
         let line = self.exchange(&request.to_line(), answer_timeout)?;
         let answer: Answer = serde_json::from_slice(&line)
@@ -168,7 +200,7 @@ impl AgentClient {
             return Ok(answer);
         }
         let (kind, message) = match &answer.error {
-            Some(e) => (ErrorKind::from_name(&e.kind), e.message.clone()),
+            Some(e) => (ErrorKind::from_name(&e.kind), shown_message(&e.message)),
             None => (ErrorKind::Backend, "an error without a message".to_string()),
         };
         Err(Error::Agent {
@@ -182,8 +214,24 @@ impl AgentClient {
     fn exchange(&self, request: &[u8], answer_timeout: Duration) -> Result<Zeroizing<Vec<u8>>> {
         use super::protocol::MAX_ANSWER_BYTES;
         use std::io::{ErrorKind as Io, Read, Write};
+        use std::os::unix::fs::MetadataExt;
+        let me = credstore_platform::effective_uid();
+        // Only an agent of our own uid is asked: a socket of another user
+        // (a fake agent in a shared directory) could hand out anything and
+        // read what we send.
+        if let Ok(meta) = std::fs::metadata(&self.socket) {
+            if meta.uid() != me {
+                return Err(self.not_ours("the socket file belongs to", meta.uid(), me));
+            }
+        }
         let mut stream = credstore_platform::connect_unix(&self.socket, self.timeout)
             .map_err(|e| self.unavailable(format!("cannot be reached ({e})")))?;
+        let peer = credstore_platform::peer_credentials(&stream).map_err(|e| {
+            self.unavailable(format!("cannot be checked: who listens is unknown ({e})"))
+        })?;
+        if peer.uid != me {
+            return Err(self.not_ours("it is served by", peer.uid, me));
+        }
         let timed_out = |e: &std::io::Error| matches!(e.kind(), Io::WouldBlock | Io::TimedOut);
         stream
             .set_write_timeout(Some(self.timeout))
@@ -203,16 +251,27 @@ impl AgentClient {
         // assertion or headers.
         let mut buf = Zeroizing::new(vec![0u8; MAX_ANSWER_BYTES + 1]);
         let mut len = 0;
+        // One deadline for the whole answer: an agent trickling bytes
+        // cannot stretch it.
+        let deadline = std::time::Instant::now() + answer_timeout;
+        let late = || {
+            self.unavailable(format!(
+                "did not answer within {} ms",
+                answer_timeout.as_millis()
+            ))
+        };
         loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(late());
+            }
+            stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| self.unavailable(format!("cannot be used ({e})")))?;
             let n = match stream.read(&mut buf[len..]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == Io::Interrupted => continue,
-                Err(e) if timed_out(&e) => {
-                    return Err(self.unavailable(format!(
-                        "did not answer within {} ms",
-                        answer_timeout.as_millis()
-                    )))
-                }
+                Err(e) if timed_out(&e) => return Err(late()),
                 Err(e) => return Err(self.unavailable(format!("broke off the answer ({e})"))),
             };
             if n == 0 {

@@ -48,7 +48,8 @@ pub enum Request {
     },
     /// Registers a task (once; later requests get the cached id).
     RegisterTask {
-        /// The auth API; must match the agent's own when it has one.
+        /// The auth API; must be the agent's own (an agent without one
+        /// refuses every registration).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         base_url: Option<String>,
     },

@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use serde_json::{json, Map, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::io::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,9 +22,23 @@ use std::time::{Duration, Instant};
 /// Worker threads serving connections when the configuration says nothing.
 pub const DEFAULT_WORKERS: usize = 8;
 
-/// A connection that sends nothing for this long is closed (its worker is
-/// freed for others).
-pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection whose first byte of a request has not come this long
+/// after it was accepted (or after the previous answer) is closed: idle
+/// connections hold a worker only briefly, and a queued one whose time is
+/// up is closed at once.
+pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A whole request line must have come within this of the connection's
+/// accept (or of the previous answer), however slowly it trickles in.
+pub const REQUEST_DEADLINE: Duration = Duration::from_millis(1500);
+
+/// The most registered task sessions an agent keeps.
+const MAX_TASK_SESSIONS: usize = 4;
+
+/// Accepted connections waiting for a worker, per worker. Idle ones leave
+/// the queue quickly (see [`CONNECTION_IDLE_TIMEOUT`]), so a long queue
+/// costs only descriptors.
+const QUEUE_PER_WORKER: usize = 32;
 
 /// How the agent runs.
 #[derive(Debug)]
@@ -90,6 +105,9 @@ struct Shared {
     /// Device and inode of the socket this agent bound: only that one is
     /// removed on stop (never another agent's at the same path).
     socket_id: (u64, u64),
+    /// The lock on `<socket>.lock` (and its path), held until the agent
+    /// ends.
+    lock: (PathBuf, std::fs::File),
     uid: u32,
     held: RwLock<Option<Held>>,
     allow_export: bool,
@@ -99,6 +117,9 @@ struct Shared {
     audit: Option<AuditLog>,
     memory: MemoryProtection,
     stopping: AtomicBool,
+    /// Wakes the accept loop on stop, without the filesystem: the socket
+    /// file may be gone (removed by anyone of the user).
+    wakeup: credstore_platform::Wakeup,
     stop_lock: Mutex<()>,
     stop_reason: Mutex<Option<String>>,
     last_request: Mutex<Instant>,
@@ -146,8 +167,18 @@ impl SigningAgent {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        // Bound under a temporary name and renamed: the kernel would never
+        // see an address too long for sun_path, and clients could not reach
+        // it.
+        if std::os::unix::net::SocketAddr::from_pathname(&socket).is_err() {
+            return Err(Error::Usage(format!(
+                "the socket path {} is too long for a unix socket address ({} bytes; the \
+                 limit is about 100); choose a shorter --socket path",
+                socket.display(),
+                socket.as_os_str().len()
+            )));
+        }
         prepare_dir(&dir)?;
-        clear_stale(&socket)?;
         let file_name = socket
             .file_name()
             .ok_or_else(|| Error::Usage(format!("{} is not a socket path", socket.display())))?;
@@ -157,24 +188,39 @@ impl SigningAgent {
                 socket.display()
             )));
         }
+        // Held from the stale check until the agent ends: two agents on
+        // one path never both get past it.
+        let lock = lock_socket_path(&socket)?;
+        clear_stale(&socket)?;
         // Bound under a temporary name, made 0600, then renamed: the
         // socket is never reachable at its path with wider modes.
         let tmp = dir.join(format!(".cs-agent-{}.tmp", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         let listener = UnixListener::bind(&tmp).map_err(|e| Error::io("binding", &tmp, e))?;
         let made_private = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-            .and_then(|()| std::fs::rename(&tmp, &socket));
+            .and_then(|()| place_socket(&tmp, &socket));
         if let Err(e) = made_private {
             let _ = std::fs::remove_file(&tmp);
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                return Err(already_listens(&socket));
+            }
             return Err(Error::io("creating the socket", &socket, e));
         }
         let meta = std::fs::symlink_metadata(&socket)
             .map_err(|e| Error::io("checking the socket", &socket, e))?;
+        // Non-blocking: the accept loop waits in poll, together with the
+        // wakeup of stop.
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("setting up", &socket, e))?;
+        let wakeup =
+            credstore_platform::Wakeup::new().map_err(|e| Error::io("setting up", &socket, e))?;
 
         let (held, memory) = hold(credential);
         let shared = Arc::new(Shared {
             socket,
             socket_id: (meta.dev(), meta.ino()),
+            lock,
             uid: credstore_platform::effective_uid(),
             held: RwLock::new(Some(held)),
             allow_export: config.allow_export,
@@ -184,6 +230,7 @@ impl SigningAgent {
             audit: config.audit,
             memory,
             stopping: AtomicBool::new(false),
+            wakeup,
             stop_lock: Mutex::new(()),
             stop_reason: Mutex::new(None),
             last_request: Mutex::new(Instant::now()),
@@ -227,7 +274,7 @@ impl SigningAgent {
     /// then.
     pub fn serve(self) -> Result<String> {
         let shared = self.shared;
-        let (tx, rx) = sync_channel::<UnixStream>(shared.workers * 4);
+        let (tx, rx) = sync_channel::<(UnixStream, Instant)>(shared.workers * QUEUE_PER_WORKER);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..shared.workers {
             let for_worker = Arc::clone(&shared);
@@ -246,14 +293,28 @@ impl SigningAgent {
                 .spawn(move || idle_watch(&handle, limit))
                 .map_err(|e| Error::io("starting the idle timer for", &shared.socket, e))?;
         }
-        for conn in self.listener.incoming() {
+        loop {
             if shared.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            match conn {
-                Ok(stream) => match tx.try_send(stream) {
+            match shared.wakeup.wait_readable(self.listener.as_fd(), None) {
+                Ok(true) => {}
+                // Woken by stop: `stopping` is set.
+                Ok(false) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            }
+            match self.listener.accept() {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // Served in blocking mode with timeouts (BSDs hand on the
+                // listener's non-blocking flag).
+                Ok((stream, _)) if stream.set_nonblocking(false).is_err() => {}
+                Ok((stream, _)) => match tx.try_send((stream, Instant::now())) {
                     Ok(()) => {}
-                    Err(TrySendError::Full(stream)) => {
+                    Err(TrySendError::Full((stream, _))) => {
                         let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
                         let _ = (&stream).write_all(
                             &AnswerOut::error(
@@ -320,8 +381,9 @@ impl AgentHandle {
                 Err(std::sync::TryLockError::WouldBlock) => break,
             }
         }
-        // Wakes the accept loop, which then sees `stopping`.
-        let _ = credstore_platform::connect_unix(&self.shared.socket, Duration::from_millis(200));
+        // Wakes the accept loop, which then sees `stopping`; never through
+        // the socket's path, which may be gone.
+        self.shared.wakeup.wake();
         self.shared.remove_socket();
         if let Some(log) = &self.shared.audit {
             let _ = log.event("stop", json!({"reason": reason}));
@@ -345,12 +407,21 @@ impl Shared {
                 let _ = std::fs::remove_file(&self.socket);
             }
         }
+        // Our lock file too (still locked by us: an agent that opened it
+        // before cannot lock it while we run, and one that starts after
+        // makes a new one; the socket itself is never replaced either way).
+        let (path, file) = &self.lock;
+        if let (Ok(ours), Ok(there)) = (file.metadata(), std::fs::symlink_metadata(path)) {
+            if (ours.dev(), ours.ino()) == (there.dev(), there.ino()) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 }
 
 /// The directory of the socket: created 0700 when missing; an existing one
-/// that others may write to (without the sticky bit that keeps them from
-/// replacing our socket), or that belongs to another user, is refused.
+/// that others may write to (sticky bit or not), or that belongs to
+/// another user, is refused.
 fn prepare_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         credstore_platform::create_private_dir_all(dir)
@@ -367,15 +438,60 @@ fn prepare_dir(dir: &Path) -> Result<()> {
             fix: "choose a socket path in a directory of your own".into(),
         });
     }
-    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+    // Even with the sticky bit (/tmp): others could create a socket of
+    // their own at the path first, or while the agent is not running.
+    if mode & 0o022 != 0 {
         return Err(Error::InsecurePermissions {
             path: dir.to_path_buf(),
             mode,
-            problem: "can be written by other users, who could replace the agent's socket".into(),
-            fix: format!("chmod 700 {}", dir.display()),
+            problem: "can be written by other users, who could put a socket of their own at the \
+                      agent's path"
+                .into(),
+            fix: format!(
+                "use a directory only you can write to (the default one, $XDG_RUNTIME_DIR/credstore, \
+                 is 0700), or chmod 700 {}",
+                dir.display()
+            ),
         });
     }
     Ok(())
+}
+
+fn already_listens(socket: &Path) -> Error {
+    Error::Backend {
+        backend: "signing agent",
+        message: format!(
+            "another agent already listens on {} (or is starting there); stop it, or choose \
+             another socket path",
+            socket.display()
+        ),
+    }
+}
+
+/// Takes the lock `<socket>.lock` beside the socket (in its private
+/// directory), without waiting: held by another agent, it is an error.
+fn lock_socket_path(socket: &Path) -> Result<(PathBuf, std::fs::File)> {
+    let mut name = socket.as_os_str().to_os_string();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let file =
+        credstore_platform::open_lock_file(&path).map_err(|e| Error::io("opening", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok((path, file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(already_listens(socket)),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking", &path, e)),
+    }
+}
+
+/// Puts the bound socket `tmp` at `socket` without ever replacing what is
+/// there: a hard link (fails when the name exists), else, where the
+/// filesystem has no hard links, a rename under the lock.
+fn place_socket(tmp: &Path, socket: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(tmp, socket) {
+        Ok(()) => std::fs::remove_file(tmp),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) => std::fs::rename(tmp, socket),
+    }
 }
 
 /// Removes a socket nobody listens on; refuses to touch anything else.
@@ -398,13 +514,7 @@ fn clear_stale(socket: &Path) -> Result<()> {
         )));
     }
     match credstore_platform::connect_unix(socket, Duration::from_millis(500)) {
-        Ok(_) => Err(Error::Backend {
-            backend: "signing agent",
-            message: format!(
-                "another agent already listens on {}; stop it, or choose another socket path",
-                socket.display()
-            ),
-        }),
+        Ok(_) => Err(already_listens(socket)),
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => std::fs::remove_file(socket)
             .map_err(|e| Error::io("removing the stale socket", socket, e)),
         Err(e) => Err(Error::Backend {
@@ -467,16 +577,16 @@ fn idle_watch(handle: &AgentHandle, limit: Duration) {
     }
 }
 
-fn worker(shared: &Shared, rx: &Mutex<Receiver<UnixStream>>) {
+fn worker(shared: &Shared, rx: &Mutex<Receiver<(UnixStream, Instant)>>) {
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(stream) = next else {
+        let Ok((stream, accepted)) = next else {
             return;
         };
         if shared.stopping.load(Ordering::SeqCst) {
             continue;
         }
-        serve_connection(shared, &stream);
+        serve_connection(shared, &stream, accepted);
     }
 }
 
@@ -486,10 +596,17 @@ enum Line {
     TooLong,
 }
 
-/// Reads one line of at most [`MAX_REQUEST_BYTES`] into `buf`.
-fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Line> {
+/// Reads one line of at most [`MAX_REQUEST_BYTES`] into `buf`; before
+/// each read `before_read` is told whether a byte of the line has come
+/// (and sets the read's deadline).
+fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    before_read: &mut dyn FnMut(bool) -> std::io::Result<()>,
+) -> std::io::Result<Line> {
     buf.clear();
     loop {
+        before_read(!buf.is_empty())?;
         let available = match reader.fill_buf() {
             Ok(a) => a,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -517,9 +634,8 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Li
     }
 }
 
-fn serve_connection(shared: &Shared, stream: &UnixStream) {
-    let _ = stream.set_read_timeout(Some(CONNECTION_IDLE_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+fn serve_connection(shared: &Shared, stream: &UnixStream, accepted: Instant) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
     let mut writer = stream;
     let creds = match credstore_platform::peer_credentials(stream) {
         Ok(c) => c,
@@ -560,9 +676,37 @@ fn serve_connection(shared: &Shared, stream: &UnixStream) {
     }
     let mut reader = BufReader::with_capacity(4096, stream);
     let mut line = Vec::with_capacity(1024);
+    // From the accept, then from each answer: the first byte within
+    // CONNECTION_IDLE_TIMEOUT, the whole line within REQUEST_DEADLINE.
+    let mut since = accepted;
     loop {
-        match read_line(&mut reader, &mut line) {
-            Ok(Line::Eof) | Err(_) => return,
+        let mut deadlines = |started: bool| {
+            let limit = if started {
+                REQUEST_DEADLINE
+            } else {
+                CONNECTION_IDLE_TIMEOUT
+            };
+            let left = (since + limit).saturating_duration_since(Instant::now());
+            if left.is_zero() && started {
+                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+            }
+            // Even when the time is up: one look at what already came.
+            stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+        };
+        match read_line(&mut reader, &mut line, &mut deadlines) {
+            Ok(Line::Eof) => return,
+            Err(e) => {
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) {
+                    if let Some(log) = &shared.audit {
+                        let what = if line.is_empty() { "idle" } else { "slow" };
+                        let _ = log.request(Some(&peer), what, None, "closed", None);
+                    }
+                }
+                return;
+            }
             Ok(Line::TooLong) => {
                 if let Some(log) = &shared.audit {
                     let _ = log.request(Some(&peer), "invalid", None, "error", Some("usage"));
@@ -601,13 +745,31 @@ fn serve_connection(shared: &Shared, stream: &UnixStream) {
             };
             let kind = answer_error_kind(&answer);
             let result = if kind.is_some() { "error" } else { "ok" };
-            if let Err(e) = log.request(Some(&peer), op, task, result, kind.as_deref()) {
+            // The auth API a registration asked for (or the agent's own).
+            let url = match &request {
+                Ok(Request::RegisterTask { base_url }) => base_url.clone().or_else(|| {
+                    shared
+                        .registration
+                        .as_ref()
+                        .map(|r| r.base_url().to_string())
+                }),
+                _ => None,
+            };
+            if let Err(e) = log.request_with_url(
+                Some(&peer),
+                op,
+                task,
+                url.as_deref(),
+                result,
+                kind.as_deref(),
+            ) {
                 eprintln!("credstore agent: {e}");
             }
         }
         if writer.write_all(&answer).is_err() {
             return;
         }
+        since = Instant::now();
     }
 }
 
@@ -705,6 +867,13 @@ fn answer_held(
                     .find(|s| s.config().base_url() == config.base_url())
                 {
                     Some(s) => Arc::clone(s),
+                    // Only the agent's own auth API is registered with
+                    // (one session); the cap is a second guard.
+                    None if list.len() >= MAX_TASK_SESSIONS => {
+                        return Err(Error::Usage(format!(
+                            "the agent already holds {MAX_TASK_SESSIONS} task sessions"
+                        )))
+                    }
                     None => {
                         let s = Arc::new(TaskSession::new(Arc::clone(identity), config));
                         list.push(Arc::clone(&s));
@@ -762,8 +931,9 @@ fn registered_task(sessions: &Mutex<Vec<Arc<TaskSession>>>) -> Option<String> {
         .and_then(|s| s.task_id().ok())
 }
 
-/// The auth API a registration goes to: the agent's own; a client may
-/// name one only when the agent has none, or the same one.
+/// The auth API a registration goes to: only the agent's own (a client
+/// may name it, never another one: the auth API answers with a box sealed
+/// to the identity's key, which the agent would open for whoever asked).
 fn registration_config(shared: &Shared, asked: Option<&str>) -> Result<RegistrationConfig> {
     match (&shared.registration, asked) {
         (Some(own), None) => Ok(own.clone()),
@@ -779,9 +949,10 @@ fn registration_config(shared: &Shared, asked: Option<&str>) -> Result<Registrat
                 )))
             }
         }
-        (None, Some(url)) => RegistrationConfig::new(url),
-        (None, None) => Err(Error::Usage(
-            "the agent has no auth API base URL to register tasks with, and the request named none"
+        (None, _) => Err(Error::Usage(
+            "the agent has no auth API base URL of its own, and registers tasks only with its \
+             own: start it with --base-url URL, or with CREDSTORE_AUTHAPI_BASE_URL (or the \
+             config setting authapi-base-url) set"
                 .into(),
         )),
     }
